@@ -1,0 +1,1 @@
+"""accessbot: just-in-time privileged access from Slack, approval policies as Python code."""

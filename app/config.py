@@ -1,0 +1,102 @@
+"""Runtime settings, read from the environment and from `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """Settings are missing or malformed; the message is one line meant for a human."""
+
+
+class DatabaseSettings(BaseSettings):
+    """What the database commands need; `accessbot db upgrade` reads only these."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str | None = None
+    embedded_db_dir: Path = Path(".accessbot/postgres")
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str | None) -> str | None:
+        """Accept the `postgres://` URLs that Heroku-style platforms hand out."""
+        if not value:
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+
+class Settings(DatabaseSettings):
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    workflows_dir: Path = Path("./workflows")
+    port: int = 3000
+    host: str = "0.0.0.0"
+
+    pagerduty_api_token: str | None = None
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    worker_threads: int = Field(default=16, ge=2)
+    log_level: str = "INFO"
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _required(self) -> Settings:
+        missing = []
+        if not self.slack_bot_token:
+            missing.append("SLACK_BOT_TOKEN")
+        if not self.slack_app_token and not self.slack_signing_secret:
+            missing.append("SLACK_SIGNING_SECRET")  # Socket Mode does without it
+        if missing:
+            raise ValueError("missing:" + ",".join(missing))
+        return self
+
+    @property
+    def bot_token(self) -> str:
+        assert self.slack_bot_token, "checked by _required"
+        return self.slack_bot_token
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+
+S = TypeVar("S", bound=DatabaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: object) -> S:
+    """Build settings, turning pydantic's report into one line that names each missing variable."""
+    try:
+        return cls(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        missing: list[str] = []
+        invalid: list[str] = []
+        for error in exc.errors():
+            if "missing:" in str(error.get("msg", "")):
+                missing.extend(str(error["msg"]).split("missing:", 1)[1].split(","))
+            else:
+                name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+                invalid.append(f"{name} ({error['msg']})")
+        parts = []
+        if missing:
+            parts.append("missing required settings: " + ", ".join(missing))
+        if invalid:
+            parts.append("invalid settings: " + "; ".join(invalid))
+        raise SettingsError(
+            "; ".join(parts) + " (set them in the environment or in .env)"
+        ) from None

@@ -1,0 +1,1 @@
+"""The domain core: access requests, grants and their audit trail. Knows nothing of Slack."""

@@ -1,0 +1,41 @@
+"""The append-only audit log: one row per event, written in the transaction that caused it."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core.models import AuditEvent
+
+SYSTEM_ACTOR = "accessbot"
+
+
+class Event(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    DENIED = "denied"
+    GRANTED = "granted"
+    GRANT_ATTEMPT_FAILED = "grant_attempt_failed"
+    GRANT_FAILED = "grant_failed"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    REVOKE_ATTEMPT_FAILED = "revoke_attempt_failed"
+
+
+def record(
+    session: Session,
+    event: Event,
+    *,
+    actor: str,
+    request_id: uuid.UUID | None,
+    grant_id: uuid.UUID | None = None,
+    **detail: Any,
+) -> None:
+    session.add(
+        AuditEvent(
+            event=event.value, actor=actor, request_id=request_id, grant_id=grant_id, detail=detail
+        )
+    )

@@ -1,0 +1,259 @@
+"""Grants: carry them out, retry them, revoke them at expiry. The grant half of the state machine.
+
+The database is the source of truth. Every attempt claims its grant row with
+`SELECT ... FOR UPDATE SKIP LOCKED`, so two processes never work on one grant at once, and
+a crash in the middle rolls the attempt back for the next sweep to redo.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, true
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core import audit
+from app.core.audit import SYSTEM_ACTOR, Event
+from app.core.models import Grant, GrantState
+from app.core.ports import Clock, Notifier, Wakeups
+from app.core.views import RequestView
+from app.grants.base import GrantContext, GrantError, GrantStrategy, GrantUser, Retry
+from app.workflows.loader import Registry
+
+log = logging.getLogger(__name__)
+
+MAX_PER_SWEEP = 1000
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What an attempt changed, to tell people and to book the next wake-up after the commit."""
+
+    view: RequestView
+    notify: Callable[[RequestView], None] | None
+    wake_at: datetime | None
+
+
+class GrantLifecycle:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        registry: Registry,
+        notifier: Notifier,
+        clock: Clock,
+        wakeups: Wakeups,
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.notifier = notifier
+        self.clock = clock
+        self.wakeups = wakeups
+
+    def provision(self, grant_id: uuid.UUID) -> None:
+        """Attempt one grant now, unless another worker holds it or it is already done."""
+        with self.sessions.begin() as session:
+            grant = session.scalars(
+                select(Grant)
+                .where(Grant.id == grant_id, Grant.state == GrantState.GRANTING)
+                .with_for_update(of=Grant, skip_locked=True)
+            ).one_or_none()
+            outcome = self._attempt_grant(session, grant) if grant else None
+        self._after(outcome)
+
+    def process_due(self) -> int:
+        """Grant, retry and revoke everything that is due. Returns how many grants it handled."""
+        handled: set[uuid.UUID] = set()
+        while len(handled) < MAX_PER_SWEEP:
+            now = self.clock()
+            with self.sessions.begin() as session:
+                grant = session.scalars(
+                    select(Grant)
+                    .where(
+                        or_(
+                            and_(Grant.state == GrantState.ACTIVE, Grant.expires_at <= now),
+                            and_(
+                                Grant.state.in_([GrantState.GRANTING, GrantState.REVOKING]),
+                                Grant.next_attempt_at <= now,
+                            ),
+                        ),
+                        Grant.id.not_in(handled) if handled else true(),
+                    )
+                    .order_by(Grant.expires_at.nulls_last(), Grant.next_attempt_at)
+                    .limit(1)
+                    .with_for_update(of=Grant, skip_locked=True)
+                ).first()
+                if grant is None:
+                    break
+                handled.add(grant.id)
+                if grant.state == GrantState.GRANTING:
+                    outcome = self._attempt_grant(session, grant)
+                else:
+                    if grant.state == GrantState.ACTIVE:
+                        grant.state = GrantState.REVOKING
+                        grant.end_reason = "expired"
+                        grant.ended_by = SYSTEM_ACTOR
+                        audit.record(
+                            session,
+                            Event.EXPIRED,
+                            actor=SYSTEM_ACTOR,
+                            request_id=grant.request_id,
+                            grant_id=grant.id,
+                            expires_at=_iso(grant.expires_at),
+                        )
+                    outcome = self._attempt_revoke(session, grant)
+            self._after(outcome)
+        return len(handled)
+
+    # -- attempts (inside the claiming transaction) ------------------------------------------
+
+    def _strategy(self, grant: Grant) -> tuple[str, GrantStrategy | None]:
+        found = self.registry.find(grant.request.resource_id)
+        if found is None:
+            return grant.request.resource_id, None
+        return found[1].name, found[1].grant
+
+    def _context(self, grant: Grant, event: str, expires_at: datetime) -> GrantContext:
+        request = grant.request
+        name, _ = self._strategy(grant)
+        return GrantContext(
+            event=event,  # type: ignore[arg-type]
+            request_id=request.id,
+            grant_id=grant.id,
+            workflow=request.workflow,
+            resource=request.resource_id,
+            resource_name=name,
+            user=GrantUser(
+                request.requester_slack_id, request.requester_email, request.requester_name
+            ),
+            expires_at=expires_at,
+            approved_by=request.decided_by,
+            justification=request.justification,
+        )
+
+    def _attempt_grant(self, session: Session, grant: Grant) -> _Outcome:
+        now = self.clock()
+        expires_at = now + grant.request.duration
+        name, strategy = self._strategy(grant)
+        retry = strategy.retry if strategy else Retry(attempts=1)
+        try:
+            if strategy is None:
+                raise GrantError(f"resource {grant.request.resource_id!r} is no longer defined")
+            strategy.grant(self._context(grant, "grant", expires_at))
+        except GrantError as exc:
+            grant.attempts += 1
+            grant.last_error = str(exc)[:2000]
+            if grant.attempts >= retry.attempts:
+                grant.state = GrantState.FAILED
+                grant.next_attempt_at = None
+                grant.ended_at = now
+                audit.record(
+                    session,
+                    Event.GRANT_FAILED,
+                    actor=SYSTEM_ACTOR,
+                    request_id=grant.request_id,
+                    grant_id=grant.id,
+                    attempts=grant.attempts,
+                    error=grant.last_error,
+                )
+                log.warning("grant %s failed for good: %s", grant.id, exc)
+                return self._outcome(session, grant, name, self.notifier.grant_failed, None)
+            grant.next_attempt_at = now + retry.delay(grant.attempts)
+            audit.record(
+                session,
+                Event.GRANT_ATTEMPT_FAILED,
+                actor=SYSTEM_ACTOR,
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                attempt=grant.attempts,
+                error=grant.last_error,
+                next_attempt_at=_iso(grant.next_attempt_at),
+            )
+            log.info("grant %s attempt %d failed: %s", grant.id, grant.attempts, exc)
+            return self._outcome(session, grant, name, None, grant.next_attempt_at)
+        grant.state = GrantState.ACTIVE
+        grant.granted_at = now
+        grant.expires_at = expires_at
+        grant.attempts = 0
+        grant.next_attempt_at = None
+        grant.last_error = None
+        audit.record(
+            session,
+            Event.GRANTED,
+            actor=SYSTEM_ACTOR,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            expires_at=_iso(expires_at),
+        )
+        return self._outcome(session, grant, name, self.notifier.grant_activated, expires_at)
+
+    def _attempt_revoke(self, session: Session, grant: Grant) -> _Outcome:
+        now = self.clock()
+        name, strategy = self._strategy(grant)
+        retry = strategy.retry if strategy else Retry()
+        try:
+            if strategy is None:
+                raise GrantError(
+                    f"resource {grant.request.resource_id!r} is no longer defined: "
+                    "revoke this access by hand"
+                )
+            assert grant.expires_at is not None
+            strategy.revoke(self._context(grant, "revoke", grant.expires_at))
+        except GrantError as exc:
+            grant.attempts += 1
+            grant.last_error = str(exc)[:2000]
+            grant.next_attempt_at = now + retry.delay(grant.attempts)
+            audit.record(
+                session,
+                Event.REVOKE_ATTEMPT_FAILED,
+                actor=SYSTEM_ACTOR,
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                attempt=grant.attempts,
+                error=grant.last_error,
+                next_attempt_at=_iso(grant.next_attempt_at),
+            )
+            log.warning("revoke of grant %s attempt %d failed: %s", grant.id, grant.attempts, exc)
+            alert = self.notifier.revoke_failing if grant.attempts == retry.attempts else None
+            return self._outcome(session, grant, name, alert, grant.next_attempt_at)
+        grant.state = GrantState.REVOKED
+        grant.ended_at = now
+        grant.attempts = 0
+        grant.next_attempt_at = None
+        grant.last_error = None
+        audit.record(
+            session,
+            Event.REVOKED,
+            actor=grant.ended_by or SYSTEM_ACTOR,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            reason=grant.end_reason,
+        )
+        return self._outcome(session, grant, name, self.notifier.grant_ended, None)
+
+    def _outcome(
+        self,
+        session: Session,
+        grant: Grant,
+        resource_name: str,
+        notify: Callable[[RequestView], None] | None,
+        wake_at: datetime | None,
+    ) -> _Outcome:
+        session.flush()
+        return _Outcome(RequestView.of(grant.request, resource_name), notify, wake_at)
+
+    def _after(self, outcome: _Outcome | None) -> None:
+        if outcome is None:
+            return
+        if outcome.wake_at is not None:
+            self.wakeups.wake_at(outcome.wake_at)
+        if outcome.notify is not None:
+            outcome.notify(outcome.view)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

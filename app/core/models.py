@@ -1,0 +1,92 @@
+"""Typed SQLAlchemy models: requests, grants and the append-only audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Interval, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class GrantState(StrEnum):
+    GRANTING = "granting"  # approved; the grant call has not succeeded yet
+    ACTIVE = "active"  # the grant call succeeded; access is live until expires_at
+    REVOKING = "revoking"  # due for revocation; the revoke call has not succeeded yet
+    REVOKED = "revoked"  # the revoke call succeeded
+    FAILED = "failed"  # the grant call kept failing; nothing was granted
+
+
+class AccessRequest(Base):
+    __tablename__ = "access_requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    workflow: Mapped[str] = mapped_column(String(200))
+    resource_id: Mapped[str] = mapped_column(String(200))
+    requester_slack_id: Mapped[str] = mapped_column(String(64))
+    requester_email: Mapped[str | None] = mapped_column(String(320))
+    requester_name: Mapped[str | None] = mapped_column(String(200))
+    justification: Mapped[str] = mapped_column(Text)
+    duration: Mapped[timedelta] = mapped_column(Interval)
+    state: Mapped[RequestState] = mapped_column(String(20), default=RequestState.PENDING)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    approvers_channel: Mapped[str] = mapped_column(String(64))
+    approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
+
+    grant: Mapped[Grant | None] = relationship(back_populates="request", lazy="selectin")
+
+    __table_args__ = (Index("ix_access_requests_requester", "requester_slack_id", "created_at"),)
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("access_requests.id"), unique=True)
+    state: Mapped[GrantState] = mapped_column(String(20), default=GrantState.GRANTING)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    granted_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(40))
+    ended_by: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[AccessRequest] = relationship(back_populates="grant", lazy="joined")
+
+    __table_args__ = (
+        Index("ix_grants_state_expires_at", "state", "expires_at"),
+        Index("ix_grants_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+
+class AuditEvent(Base):
+    """One row per thing that happened. The database refuses UPDATE, DELETE and TRUNCATE here."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.clock_timestamp(), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    grant_id: Mapped[uuid.UUID | None]
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -1,0 +1,65 @@
+"""Plain snapshots of a request and its grant, handed to notifiers after a commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.core.models import AccessRequest, GrantState, RequestState
+
+
+@dataclass(frozen=True)
+class RequestView:
+    id: uuid.UUID
+    workflow: str
+    resource_id: str
+    resource_name: str
+    requester_slack_id: str
+    requester_email: str | None
+    justification: str
+    duration: timedelta
+    state: RequestState
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    approvers_channel: str
+    approvers_message_ts: str | None
+    grant_state: GrantState | None = None
+    granted_at: datetime | None = None
+    expires_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    ended_by: str | None = None
+    grant_attempts: int = 0
+    grant_error: str | None = None
+
+    @classmethod
+    def of(cls, request: AccessRequest, resource_name: str | None = None) -> RequestView:
+        grant = request.grant
+        return cls(
+            id=request.id,
+            workflow=request.workflow,
+            resource_id=request.resource_id,
+            resource_name=resource_name or request.resource_id,
+            requester_slack_id=request.requester_slack_id,
+            requester_email=request.requester_email,
+            justification=request.justification,
+            duration=request.duration,
+            state=RequestState(request.state),
+            created_at=request.created_at,
+            decided_by=request.decided_by,
+            decided_at=request.decided_at,
+            decision_note=request.decision_note,
+            approvers_channel=request.approvers_channel,
+            approvers_message_ts=request.approvers_message_ts,
+            grant_state=GrantState(grant.state) if grant else None,
+            granted_at=grant.granted_at if grant else None,
+            expires_at=grant.expires_at if grant else None,
+            ended_at=grant.ended_at if grant else None,
+            end_reason=grant.end_reason if grant else None,
+            ended_by=grant.ended_by if grant else None,
+            grant_attempts=grant.attempts if grant else 0,
+            grant_error=grant.last_error if grant else None,
+        )

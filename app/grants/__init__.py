@@ -1,0 +1,1 @@
+"""Grant strategies: how access is actually given and taken back."""

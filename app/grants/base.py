@@ -1,0 +1,86 @@
+"""What every grant strategy receives and promises."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol, runtime_checkable
+
+
+class GrantError(Exception):
+    """A grant or revoke call did not succeed; it will be retried under the strategy's Retry."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Bounded exponential backoff: `backoff`, then twice that, ... never more than `max_backoff`.
+
+    A grant is attempted `attempts` times before it is marked failed. A revoke is never given up
+    (access must not be left behind): after `attempts` failures the approvers are alerted, and
+    it goes on being retried every `max_backoff` at most.
+    """
+
+    attempts: int = 5
+    backoff: timedelta = timedelta(seconds=2)
+    max_backoff: timedelta = timedelta(minutes=5)
+
+    def delay(self, failures: int) -> timedelta:
+        exponent = max(failures - 1, 0)
+        delay = self.backoff * (2 ** min(exponent, 30))
+        return min(delay, self.max_backoff)
+
+
+@dataclass(frozen=True)
+class Env:
+    """A secret read from an environment variable when it is used, never written in a workflow."""
+
+    name: str
+
+    def resolve(self) -> str:
+        value = os.environ.get(self.name)
+        if value is None:
+            raise GrantError(f"environment variable {self.name} is not set")
+        return value
+
+
+Secret = str | Env
+
+
+def resolve_secret(secret: Secret) -> str:
+    return secret.resolve() if isinstance(secret, Env) else secret
+
+
+@dataclass(frozen=True)
+class GrantUser:
+    slack_id: str
+    email: str | None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class GrantContext:
+    """Everything a strategy needs to give or take back one grant."""
+
+    event: Literal["grant", "revoke"]
+    request_id: uuid.UUID
+    grant_id: uuid.UUID
+    workflow: str
+    resource: str
+    resource_name: str
+    user: GrantUser
+    expires_at: datetime
+    approved_by: str | None
+    justification: str = field(default="", repr=False)
+
+
+@runtime_checkable
+class GrantStrategy(Protocol):
+    retry: Retry
+
+    def grant(self, ctx: GrantContext) -> None: ...
+
+    def revoke(self, ctx: GrantContext) -> None: ...
+
+    def describe(self) -> str: ...

@@ -1,0 +1,69 @@
+"""The Webhook strategy: POST a signed JSON event; any 2xx answer means done."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from app.grants.base import GrantContext, GrantError, Retry, Secret, resolve_secret
+
+TIMESTAMP_HEADER = "X-Accessbot-Timestamp"
+SIGNATURE_HEADER = "X-Accessbot-Signature"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + digest.hexdigest()
+
+
+def payload(ctx: GrantContext) -> dict[str, Any]:
+    return {
+        "event": ctx.event,
+        "request_id": str(ctx.request_id),
+        "resource": ctx.resource,
+        "workflow": ctx.workflow,
+        "user": {"slack_id": ctx.user.slack_id, "email": ctx.user.email},
+        "expires_at": ctx.expires_at.isoformat().replace("+00:00", "Z"),
+        "approved_by": ctx.approved_by,
+    }
+
+
+@dataclass
+class Webhook:
+    url: str
+    secret: Secret = field(repr=False)
+    timeout: float = 10.0
+    retry: Retry = field(default_factory=Retry)
+
+    def grant(self, ctx: GrantContext) -> None:
+        self._post(ctx)
+
+    def revoke(self, ctx: GrantContext) -> None:
+        self._post(ctx)
+
+    def describe(self) -> str:
+        return f"webhook POST {self.url}"
+
+    def _post(self, ctx: GrantContext) -> None:
+        body = json.dumps(payload(ctx), separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "accessbot",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(resolve_secret(self.secret), timestamp, body),
+        }
+        try:
+            response = httpx.post(self.url, content=body, headers=headers, timeout=self.timeout)
+        except httpx.TimeoutException as exc:
+            raise GrantError(f"{self.url} did not answer within {self.timeout:g}s") from exc
+        except httpx.HTTPError as exc:
+            raise GrantError(f"{self.url}: {exc.__class__.__name__}: {exc}") from exc
+        if not response.is_success:
+            raise GrantError(f"{self.url} answered {response.status_code}: {response.text[:200]}")

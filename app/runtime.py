@@ -1,0 +1,106 @@
+"""The composition root: builds every part from settings, with vendor clients passed in."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.core.lifecycle import GrantLifecycle
+from app.core.ports import Clock, utcnow
+from app.core.requests import AccessRequests
+from app.db.session import make_engine, make_session_factory
+from app.scheduler import GrantScheduler
+from app.slack.directory import SlackDirectory
+from app.slack.listeners import register
+from app.slack.notifier import SlackNotifier
+from app.workflows.loader import Registry, load_workflows
+
+log = logging.getLogger(__name__)
+
+
+def make_slack_client(settings: Settings) -> WebClient:
+    return WebClient(
+        token=settings.bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    registry: Registry
+    slack: WebClient
+    lifecycle: GrantLifecycle
+    requests: AccessRequests
+    scheduler: GrantScheduler
+    bolt: App
+    _started: bool = field(default=False, init=False)
+
+    def start(self) -> None:
+        """Start the scheduler; its first sweep revokes whatever expired while we were down."""
+        self.scheduler.start(self.lifecycle)
+        self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self.scheduler.shutdown()
+        self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    database_url: str,
+    registry: Registry | None = None,
+    slack: WebClient | None = None,
+    clock: Clock = utcnow,
+) -> Runtime:
+    registry = registry or load_workflows(settings.workflows_dir)
+    slack = slack or make_slack_client(settings)
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    notifier = SlackNotifier(slack)
+    scheduler = GrantScheduler(sweep_interval=timedelta(seconds=settings.sweep_interval_seconds))
+    lifecycle = GrantLifecycle(
+        sessions=sessions, registry=registry, notifier=notifier, clock=clock, wakeups=scheduler
+    )
+    requests = AccessRequests(
+        sessions=sessions,
+        registry=registry,
+        directory=SlackDirectory(slack),
+        notifier=notifier,
+        lifecycle=lifecycle,
+        clock=clock,
+    )
+    bolt = App(
+        client=slack,
+        signing_secret=settings.slack_signing_secret,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=settings.worker_threads, thread_name_prefix="listener"
+        ),
+    )
+    register(bolt, requests=requests, registry=registry)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        registry=registry,
+        slack=slack,
+        lifecycle=lifecycle,
+        requests=requests,
+        scheduler=scheduler,
+        bolt=bolt,
+    )

@@ -1,0 +1,294 @@
+"""Block Kit builders. Every message is rendered whole from state, so updating one is idempotent."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from app.core.models import GrantState, RequestState
+from app.core.requests import MAX_JUSTIFICATION, describe_duration
+from app.core.views import RequestView
+from app.slack import format as fmt
+from app.slack.ids import Ids
+from app.workflows.loader import Registry
+
+Block = dict[str, Any]
+SECTION_LIMIT = 3000
+MAX_OPTIONS = 100
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    return {"text": _text(fmt.clip(label, 75)), "value": value}
+
+
+# -- the request modal -------------------------------------------------------------------------
+
+
+def resource_select(registry: Registry) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": Ids.RESOURCE_SELECT,
+        "placeholder": _text("Choose a resource"),
+    }
+    groups = []
+    for workflow in registry.workflows:
+        options = [_option(r.name, r.id) for r in workflow.resources]
+        chunks = [options[i : i + MAX_OPTIONS] for i in range(0, len(options), MAX_OPTIONS)]
+        for n, chunk in enumerate(chunks, start=1):
+            label = workflow.name if len(chunks) == 1 else f"{workflow.name} ({n}/{len(chunks)})"
+            groups.append({"label": _text(fmt.clip(label, 75)), "options": chunk})
+    if len(groups) == 1:
+        element["options"] = groups[0]["options"]
+    else:
+        element["option_groups"] = groups[:MAX_OPTIONS]
+    return element
+
+
+def durations_vary(registry: Registry) -> bool:
+    """Do resources offer different durations? Then choosing one re-renders the modal."""
+    choices = {tuple(w.durations_for(r)) for w in registry.workflows for r in w.resources}
+    return len(choices) > 1
+
+
+def durations_for(registry: Registry, resource_id: str | None) -> list[timedelta]:
+    found = registry.find(resource_id) if resource_id else None
+    if found:
+        return found[0].durations_for(found[1])
+    first = registry.workflows[0]
+    return first.durations_for(first.resources[0])
+
+
+def request_modal(
+    registry: Registry, *, channel_id: str | None, resource_id: str | None = None
+) -> dict[str, Any]:
+    """The /access modal. `resource_id` (once chosen) decides which durations are offered."""
+    resource_element = resource_select(registry)
+    if resource_id and registry.find(resource_id):
+        found = registry.find(resource_id)
+        assert found
+        resource_element["initial_option"] = _option(found[1].name, resource_id)
+    durations = durations_for(registry, resource_id)
+    return {
+        "type": "modal",
+        "callback_id": Ids.REQUEST_MODAL,
+        "title": _text("Request access"),
+        "submit": _text("Request"),
+        "close": _text("Cancel"),
+        "private_metadata": json.dumps({"channel": channel_id}),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": Ids.RESOURCE_BLOCK,
+                "label": _text("Resource"),
+                "dispatch_action": durations_vary(registry),
+                "element": resource_element,
+            },
+            {
+                "type": "input",
+                "block_id": Ids.JUSTIFICATION_BLOCK,
+                "label": _text("Justification"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": Ids.VALUE,
+                    "multiline": True,
+                    "max_length": MAX_JUSTIFICATION,
+                    "placeholder": _text("What are you doing, and why does it need this access?"),
+                },
+            },
+            {
+                "type": "input",
+                # A new block id when the choices change, so Slack drops a stale selection.
+                "block_id": Ids.DURATION_BLOCK,
+                "label": _text("Duration"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": Ids.VALUE,
+                    "placeholder": _text("How long?"),
+                    "options": [
+                        _option(describe_duration(d), str(int(d.total_seconds())))
+                        for d in durations
+                    ],
+                },
+            },
+        ],
+    }
+
+
+def read_request_form(view: dict[str, Any]) -> dict[str, str | None]:
+    """The submitted values, whatever shape a (possibly forged) payload has."""
+    values = view.get("state", {}).get("values", {}) if isinstance(view, dict) else {}
+
+    def selected(block: str, action: str) -> str | None:
+        element = (values.get(block) or {}).get(action) or {}
+        option = element.get("selected_option") or {}
+        value = option.get("value") if isinstance(option, dict) else None
+        return value if isinstance(value, str) else None
+
+    justification = ((values.get(Ids.JUSTIFICATION_BLOCK) or {}).get(Ids.VALUE) or {}).get("value")
+    return {
+        "resource_id": selected(Ids.RESOURCE_BLOCK, Ids.RESOURCE_SELECT),
+        "duration_seconds": selected(Ids.DURATION_BLOCK, Ids.VALUE),
+        "justification": justification if isinstance(justification, str) else None,
+    }
+
+
+# -- the approvers' message -----------------------------------------------------------------
+
+
+def status_line(view: RequestView) -> str:
+    decided = fmt.user(view.decided_by)
+    if view.state == RequestState.PENDING:
+        return "⏳ Waiting for an approver."
+    if view.state == RequestState.DENIED:
+        return f"❌ Denied by {decided}."
+    if view.state != RequestState.APPROVED:
+        return f"Request {view.state.value}."
+    approved = f"✅ Approved by {decided}"
+    if view.grant_state == GrantState.GRANTING:
+        if view.grant_attempts:
+            return (
+                f"{approved}. ⏳ Granting: attempt {view.grant_attempts} failed "
+                f"({fmt.escape(fmt.clip(view.grant_error or '', 300))}); retrying."
+            )
+        return f"{approved}. ⏳ Granting…"
+    if view.grant_state == GrantState.ACTIVE and view.expires_at:
+        return f"{approved}. 🔓 Access granted until {fmt.date(view.expires_at)}."
+    if view.grant_state == GrantState.FAILED:
+        return (
+            f"{approved}, but ⚠️ the grant failed after {view.grant_attempts} attempts: "
+            f"{fmt.escape(fmt.clip(view.grant_error or 'unknown error', 500))}"
+        )
+    if view.grant_state == GrantState.REVOKING:
+        return (
+            f"{approved}. ⚠️ Revoking ({view.end_reason}) has failed {view.grant_attempts} "
+            f"times: {fmt.escape(fmt.clip(view.grant_error or '', 300))}. Still retrying."
+        )
+    if view.grant_state == GrantState.REVOKED and view.ended_at:
+        if view.end_reason == "expired":
+            return f"{approved}. 🔒 Access expired and was revoked {fmt.date(view.ended_at)}."
+        return (
+            f"{approved}. 🔒 Access revoked by {fmt.user(view.ended_by)} {fmt.date(view.ended_at)}."
+        )
+    return approved + "."
+
+
+def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
+    summary = (
+        f"{fmt.user(view.requester_slack_id)} requests access to {fmt.escape(view.resource_name)} "
+        f"for {describe_duration(view.duration)}"
+    )
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{summary}*"}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Requester:*\n{fmt.user(view.requester_slack_id)}"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Resource:*\n{fmt.escape(view.resource_name)} (`{view.resource_id}`)",
+                },
+                {"type": "mrkdwn", "text": f"*Duration:*\n{describe_duration(view.duration)}"},
+                {"type": "mrkdwn", "text": f"*Workflow:*\n{fmt.escape(view.workflow)}"},
+            ],
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "*Justification:*\n" + fmt.quote(view.justification, SECTION_LIMIT - 20),
+            },
+        },
+    ]
+    if view.decision_note:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": fmt.clip(view.decision_note, 2000)}],
+            }
+        )
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": status_line(view)}})
+    if view.state == RequestState.PENDING:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": Ids.DECISION_BLOCK,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": Ids.APPROVE,
+                        "text": _text("Approve"),
+                        "style": "primary",
+                        "value": str(view.id),
+                    },
+                    {
+                        "type": "button",
+                        "action_id": Ids.DENY,
+                        "text": _text("Deny"),
+                        "style": "danger",
+                        "value": str(view.id),
+                    },
+                ],
+            }
+        )
+    return f"{summary}. {status_line(view)}", blocks
+
+
+# -- direct messages to the requester ---------------------------------------------------------
+
+
+def _what(view: RequestView) -> str:
+    return f"*{fmt.escape(view.resource_name)}*"
+
+
+def dm_submitted(view: RequestView) -> str:
+    return (
+        f"📨 Your request for {_what(view)} ({describe_duration(view.duration)}) was sent to the "
+        f"approvers in <#{view.approvers_channel}>. I'll message you when someone decides."
+    )
+
+
+def dm_denied(view: RequestView) -> str:
+    return f"❌ {fmt.user(view.decided_by)} denied your request for {_what(view)}."
+
+
+def dm_granted(view: RequestView) -> str:
+    assert view.expires_at
+    return (
+        f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} "
+        f"(approved by {fmt.user(view.decided_by)})."
+    )
+
+
+def dm_grant_failed(view: RequestView) -> str:
+    return (
+        f"⚠️ Your request for {_what(view)} was approved by {fmt.user(view.decided_by)}, but "
+        f"granting it failed: {fmt.escape(fmt.clip(view.grant_error or 'unknown error', 500))}. "
+        "The approvers have been told."
+    )
+
+
+def dm_ended(view: RequestView) -> str:
+    if view.end_reason == "expired":
+        return f"🔒 Your access to {_what(view)} has ended: it expired and was revoked."
+    return f"🔒 Your access to {_what(view)} was revoked by {fmt.user(view.ended_by)}."
+
+
+def alert_grant_failed(view: RequestView) -> str:
+    return (
+        f"⚠️ Granting {_what(view)} to {fmt.user(view.requester_slack_id)} failed after "
+        f"{view.grant_attempts} attempts: {fmt.escape(fmt.clip(view.grant_error or '', 500))}. "
+        "Nothing was granted."
+    )
+
+
+def alert_revoke_failing(view: RequestView) -> str:
+    return (
+        f"🚨 Revoking {_what(view)} from {fmt.user(view.requester_slack_id)} has failed "
+        f"{view.grant_attempts} times: {fmt.escape(fmt.clip(view.grant_error or '', 500))}. "
+        "The access may still be live; accessbot keeps retrying. Check the target by hand."
+    )

@@ -1,0 +1,29 @@
+"""Small mrkdwn helpers: escaping user text, dates Slack shows in each reader's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def escape(text: str) -> str:
+    """Neutralise `<!channel>`, `<@U…>` and links in text a user typed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(text: str, limit: int) -> str:
+    """Escaped block quote that fits in `limit` characters."""
+    quoted = "\n".join("> " + line for line in escape(text).splitlines() or [""])
+    return clip(quoted, limit)
+
+
+def date(when: datetime) -> str:
+    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def user(slack_id: str | None) -> str:
+    return f"<@{slack_id}>" if slack_id else "someone"

@@ -1,0 +1,15 @@
+"""Callback, block and action ids shared by the Block Kit builders and the listeners."""
+
+from enum import StrEnum
+
+
+class Ids(StrEnum):
+    REQUEST_MODAL = "access_request"
+    RESOURCE_BLOCK = "resource"
+    JUSTIFICATION_BLOCK = "justification"
+    DURATION_BLOCK = "duration"
+    VALUE = "value"  # the action id of every input element
+    RESOURCE_SELECT = "resource_select"  # the resource element's action id (dispatches)
+    DECISION_BLOCK = "decision"
+    APPROVE = "approve_request"
+    DENY = "deny_request"

@@ -1,0 +1,32 @@
+"""/access: open the request modal within Slack's 3 seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from app.slack import blocks
+from app.workflows.loader import Registry
+
+HELP = (
+    "*/access* opens a form to request temporary access: pick a resource, say why, pick how long.\n"
+    "If PagerDuty shows you on call, access may be granted at once; otherwise the approvers "
+    "decide, and I'll message you at each step.\n"
+    "`/access help` shows this."
+)
+
+
+def register(app: App, *, registry: Registry) -> None:
+    @app.command("/access")
+    def open_request_modal(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        text = (command.get("text") or "").strip().lower()
+        if text == "help":
+            ack(text=HELP)
+            return
+        ack()
+        client.views_open(
+            trigger_id=command["trigger_id"],
+            view=blocks.request_modal(registry, channel_id=command.get("channel_id")),
+        )

@@ -1,0 +1,66 @@
+"""The request modal: validate on the ack path, store and route after it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from app.core.errors import InvalidRequest
+from app.core.requests import AccessRequests
+from app.slack import blocks
+from app.slack.ids import Ids
+from app.workflows.loader import Registry
+
+log = logging.getLogger(__name__)
+
+FIELD_BLOCKS = {
+    "resource": Ids.RESOURCE_BLOCK,
+    "justification": Ids.JUSTIFICATION_BLOCK,
+    "duration": Ids.DURATION_BLOCK,
+}
+
+
+def register(app: App, *, requests: AccessRequests, registry: Registry) -> None:
+    @app.view(Ids.REQUEST_MODAL)
+    def submit_request(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        form = blocks.read_request_form(view)
+        errors = requests.validate(**form)
+        if errors:
+            ack(
+                response_action="errors",
+                errors={FIELD_BLOCKS[field]: message for field, message in errors.items()},
+            )
+            return
+        ack()
+        try:
+            requests.submit(
+                requester_id=body["user"]["id"],
+                resource_id=form["resource_id"] or "",
+                duration_seconds=form["duration_seconds"] or "",
+                justification=form["justification"] or "",
+            )
+        except InvalidRequest as exc:  # the policy changed between the ack and now
+            client.chat_postMessage(
+                channel=body["user"]["id"], text=f"Your request was refused: {exc}"
+            )
+
+    @app.action(Ids.RESOURCE_SELECT)
+    def offer_resource_durations(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """Choosing a resource re-renders the modal with that resource's durations."""
+        ack()
+        view = body.get("view") or {}
+        selected = (body.get("actions") or [{}])[0].get("selected_option") or {}
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        client.views_update(
+            view_id=view["id"],
+            hash=view.get("hash"),
+            view=blocks.request_modal(
+                registry, channel_id=metadata.get("channel"), resource_id=selected.get("value")
+            ),
+        )

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.bot import (
+    APPROVER,
+    APPROVER_2,
+    OUTSIDER,
+    REQUESTER,
+    WEBHOOK_SECRET,
+    Bot,
+    start_bot,
+)
+from tests.support.fake_slack import FakeSlack
+from tests.support.postgres import TestPostgres
+from tests.support.webhook_receiver import WebhookReceiver
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TestPostgres]:
+    server = TestPostgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres: TestPostgres) -> Iterator[str]:
+    name = postgres.new_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    slack = FakeSlack()
+    slack.add_user(REQUESTER, "alice@example.com", "Alice Requester")
+    slack.add_user(APPROVER, "bob@example.com", "Bob Approver")
+    slack.add_user(APPROVER_2, "carol@example.com", "Carol Approver")
+    slack.add_user(OUTSIDER, "mallory@example.com", "Mallory Outsider")
+    slack.start()
+    yield slack
+    slack.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(WEBHOOK_SECRET)
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def bot_factory(
+    database_url: str, fake_slack: FakeSlack, webhook: WebhookReceiver
+) -> Iterator[Callable[..., Bot]]:
+    bots: list[Bot] = []
+
+    def start(**kwargs: Any) -> Bot:
+        bot = start_bot(database_url=database_url, slack=fake_slack, webhook=webhook, **kwargs)
+        bots.append(bot)
+        return bot
+
+    yield start
+    for bot in bots:
+        bot.stop()
+
+
+@pytest.fixture
+def bot(bot_factory: Callable[..., Bot]) -> Bot:
+    return bot_factory()

@@ -1,0 +1,181 @@
+"""A fake Slack Web API: answers like Slack, records every call the app's WebClient makes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.support.http_fake import Answer, FakeServer, json_answer, parse_body
+
+BOT_TOKEN = "xoxb-test-token"
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+
+    def text(self) -> str:
+        """Everything a person would read in the message: text and block texts."""
+        parts = [str(self.args.get("text") or "")]
+        blocks = self.args.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        parts.append(json.dumps(blocks, ensure_ascii=False))
+        return "\n".join(parts)
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        blocks = self.args.get("blocks") or []
+        return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+    def buttons(self) -> list[str]:
+        return [
+            element["text"]["text"]
+            for block in self.blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("type") == "button"
+        ]
+
+
+class FakeSlack(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Call] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channel_members: dict[str, list[str]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.errors: dict[str, list[str]] = {}
+        self.delays: dict[str, float] = {}
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "/api/"
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def add_user(self, slack_id: str, email: str | None, name: str = "") -> None:
+        profile = {"real_name": name or slack_id, "display_name": name or slack_id}
+        if email:
+            profile["email"] = email
+        self.users[slack_id] = {"id": slack_id, "name": name or slack_id, "profile": profile}
+
+    def fail_next(self, method: str, error: str = "internal_error", times: int = 1) -> None:
+        self.errors.setdefault(method, []).extend([error] * times)
+
+    # -- assertions ------------------------------------------------------------------------
+
+    def calls_to(self, method: str, **match: Any) -> list[Call]:
+        with self._lock:
+            calls = list(self.calls)
+        return [
+            c
+            for c in calls
+            if c.method == method and all(c.args.get(k) == v for k, v in match.items())
+        ]
+
+    def wait_for(
+        self,
+        method: str,
+        *,
+        count: int = 1,
+        where: Callable[[Call], bool] = lambda call: True,
+        timeout: float = 10,
+        **match: Any,
+    ) -> list[Call]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [c for c in self.calls_to(method, **match) if where(c)]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                seen = "\n".join(f"  {c.method} {c.args}" for c in self.calls)
+                raise AssertionError(
+                    f"expected {count} {method} call(s) matching {match}, found {len(found)}; "
+                    f"calls so far:\n{seen}"
+                )
+            time.sleep(0.02)
+
+    def dms_to(self, slack_id: str) -> list[Call]:
+        return self.calls_to("chat.postMessage", channel=slack_id)
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        api_method = urlsplit(path).path.removeprefix("/api/")
+        args = parse_body(path, headers, body)
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        if auth != f"Bearer {BOT_TOKEN}":
+            return json_answer({"ok": False, "error": "invalid_auth"})
+        with self._lock:
+            self.calls.append(Call(api_method, args))
+            queued = self.errors.get(api_method)
+            error = queued.pop(0) if queued else None
+        if self.delays.get(api_method):
+            time.sleep(self.delays[api_method])
+        if error:
+            return json_answer({"ok": False, "error": error})
+        return json_answer(self.answer(api_method, args))
+
+    def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://acme.slack.com/",
+                "team": "Acme",
+                "user": "accessbot",
+                "team_id": "T0TEAM",
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+            }
+        if method == "chat.postMessage":
+            channel = str(args.get("channel"))
+            if channel[:1] in "UW":
+                channel = "D" + channel[1:]
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            return {
+                "ok": True,
+                "channel": channel,
+                "ts": ts,
+                "message": {"text": args.get("text"), "ts": ts},
+            }
+        if method == "chat.update":
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        if method in ("views.open", "views.update", "views.publish", "views.push"):
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return {
+                "ok": True,
+                "view": {"id": args.get("view_id") or "V0VIEW", "hash": "h1", **(view or {})},
+            }
+        if method == "users.info":
+            user = self.users.get(str(args.get("user")))
+            return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        if method == "users.lookupByEmail":
+            email = str(args.get("email", "")).lower()
+            for user in self.users.values():
+                if str(user["profile"].get("email", "")).lower() == email:
+                    return {"ok": True, "user": user}
+            return {"ok": False, "error": "users_not_found"}
+        if method == "conversations.members":
+            members = self.channel_members.get(str(args.get("channel")))
+            if members is None:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
+        if method == "usergroups.users.list":
+            users = self.usergroups.get(str(args.get("usergroup")))
+            if users is None:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": users}
+        return {"ok": True}

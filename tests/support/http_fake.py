@@ -1,0 +1,82 @@
+"""A tiny threaded HTTP server on 127.0.0.1 for fakes; subclasses answer requests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+class FakeServer:
+    """Start with `start()`, stop with `stop()`; `handle` returns (status, headers, body)."""
+
+    scheme = "http"
+
+    def __init__(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, payload = owner.handle(
+                        self.command, self.path, dict(self.headers.items()), body
+                    )
+                except BrokenPipeError:
+                    return
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.wrap_socket: Callable[[Any], Any] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        raise NotImplementedError  # each fake answers in its own way
+
+
+def json_answer(payload: Any, status: int = 200, **headers: str) -> Answer:
+    return status, {"Content-Type": "application/json", **headers}, json.dumps(payload).encode()
+
+
+def parse_body(path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """Arguments of a Web API call, whether sent as JSON, a form, or a query string."""
+    args: dict[str, Any] = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+    content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    if body and "json" in content_type:
+        args.update(json.loads(body))
+    elif body:
+        args.update({k: v[0] for k, v in parse_qs(body.decode()).items()})
+    return args

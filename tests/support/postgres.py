@@ -1,0 +1,64 @@
+"""The real PostgreSQL the suite runs on: TEST_DATABASE_URL's server, or one the suite starts.
+
+Each test gets a fresh database cloned from a template that `alembic upgrade head` built once,
+so the migrations themselves are under test and no test sees another's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from app.db.embedded import EmbeddedPostgres
+from app.db.migrate import upgrade
+
+TEMPLATE = "accessbot_test_template"
+
+
+class TestPostgres:
+    def __init__(self) -> None:
+        self._embedded: EmbeddedPostgres | None = None
+        external = os.environ.get("TEST_DATABASE_URL")
+        if external:
+            url = make_url(external.replace("postgres://", "postgresql://", 1))
+            self._base = url.set(drivername="postgresql+psycopg")
+        else:
+            root = Path(tempfile.mkdtemp(prefix="accessbot-test-pg-"))
+            root.chmod(0o755)  # the postgres user must reach it when we are root
+            self._embedded = EmbeddedPostgres(root / "data", durable=False)
+            self._embedded.start()
+            self._base = make_url(self._embedded.url("postgres"))
+        self._admin_conninfo = self._base.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._drop(TEMPLATE)
+        self._execute(f'CREATE DATABASE "{TEMPLATE}"')
+        upgrade(self.url(TEMPLATE))
+
+    def url(self, database: str) -> str:
+        return self._base.set(database=database).render_as_string(hide_password=False)
+
+    def _execute(self, sql: str) -> None:
+        with psycopg.connect(self._admin_conninfo, autocommit=True) as connection:
+            connection.execute(sql)  # type: ignore[arg-type]
+
+    def _drop(self, name: str) -> None:
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def new_database(self) -> str:
+        name = f"accessbot_test_{uuid.uuid4().hex[:12]}"
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self._drop(name)
+
+    def stop(self) -> None:
+        self._drop(TEMPLATE)
+        if self._embedded:
+            self._embedded.stop()

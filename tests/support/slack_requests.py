@@ -1,0 +1,154 @@
+"""Requests signed the way Slack signs them, sent to the running app over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from app.slack.ids import Ids
+
+SIGNING_SECRET = "test-signing-secret"
+TEAM = {"id": "T0TEAM", "domain": "acme"}
+
+
+class SlackSender:
+    def __init__(self, base_url: str, signing_secret: str = SIGNING_SECRET) -> None:
+        self.url = base_url.rstrip("/") + "/slack/events"
+        self.signing_secret = signing_secret
+        self.http = httpx.Client(timeout=10)
+
+    def post(
+        self,
+        body: str,
+        *,
+        content_type: str = "application/x-www-form-urlencoded",
+        timestamp: int | None = None,
+        secret: str | None = None,
+    ) -> httpx.Response:
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        signature = SignatureVerifier(secret or self.signing_secret).generate_signature(
+            timestamp=ts, body=body
+        )
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature or "",
+        }
+        return self.http.post(self.url, content=body.encode(), headers=headers)
+
+    def payload(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        return self.post(urlencode({"payload": json.dumps(payload)}), **kwargs)
+
+    # -- what people do --------------------------------------------------------------------
+
+    def command(
+        self, user_id: str, text: str = "", channel_id: str = "C0GENERAL"
+    ) -> httpx.Response:
+        return self.post(
+            urlencode(
+                {
+                    "token": "legacy",
+                    "team_id": TEAM["id"],
+                    "team_domain": TEAM["domain"],
+                    "channel_id": channel_id,
+                    "channel_name": "general",
+                    "user_id": user_id,
+                    "user_name": user_id.lower(),
+                    "command": "/access",
+                    "text": text,
+                    "api_app_id": "A0APP",
+                    "response_url": "https://hooks.slack.invalid/commands/1",
+                    "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                }
+            )
+        )
+
+    def submit_request(
+        self,
+        user_id: str,
+        *,
+        resource: str | None,
+        justification: str | None,
+        duration_seconds: int | str | None,
+    ) -> httpx.Response:
+        """A view_submission of the /access modal with the given values (any of them forged)."""
+
+        def selected(value: Any) -> dict[str, Any]:
+            if value is None:
+                return {"type": "static_select", "selected_option": None}
+            return {
+                "type": "static_select",
+                "selected_option": {
+                    "text": {"type": "plain_text", "text": str(value)},
+                    "value": str(value),
+                },
+            }
+
+        values = {
+            Ids.RESOURCE_BLOCK: {Ids.RESOURCE_SELECT: selected(resource)},
+            Ids.JUSTIFICATION_BLOCK: {
+                Ids.VALUE: {"type": "plain_text_input", "value": justification}
+            },
+            Ids.DURATION_BLOCK: {Ids.VALUE: selected(duration_seconds)},
+        }
+        return self.payload(
+            {
+                "type": "view_submission",
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM["id"]},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                "view": {
+                    "id": "V0VIEW",
+                    "team_id": TEAM["id"],
+                    "type": "modal",
+                    "callback_id": Ids.REQUEST_MODAL,
+                    "private_metadata": json.dumps({"channel": "C0GENERAL"}),
+                    "state": {"values": values},
+                    "hash": "h1",
+                    "app_id": "A0APP",
+                },
+                "response_urls": [],
+            }
+        )
+
+    def click(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str,
+        *,
+        channel_id: str,
+        message_ts: str | None = None,
+    ) -> httpx.Response:
+        ts = message_ts or "1700000000.000100"
+        return self.payload(
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM["id"]},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
+                "channel": {"id": channel_id, "name": "approvals"},
+                "message": {"type": "message", "ts": ts, "text": "request"},
+                "response_url": "https://hooks.slack.invalid/actions/1",
+                "actions": [
+                    {
+                        "action_id": action_id,
+                        "block_id": Ids.DECISION_BLOCK,
+                        "value": value,
+                        "type": "button",
+                        "action_ts": str(time.time()),
+                    }
+                ],
+            }
+        )
