@@ -10,6 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError
+
 from app.config import DatabaseSettings, S, Settings, SettingsError, load_settings
 from app.workflows.loader import WorkflowError, load_workflows
 
@@ -67,7 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     database_url = _database_url(settings)
     upgrade(database_url)
-    runtime = build_runtime(settings, database_url=database_url, registry=registry)
+    try:
+        runtime = build_runtime(settings, database_url=database_url, registry=registry)
+    except (BoltError, SlackApiError, OSError) as exc:  # Bolt checks the token with auth.test
+        _fail(f"could not verify SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {exc}", 1)
     slack_handler = None
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -87,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     runtime.start()
     log.info(
-        "accessbot serving %d resource(s) from %s on http://%s:%d "
+        "accessbot serving %d resource(s) from %s on http://%s:%s "
         "(POST /slack/events, GET /healthz)",
         len(registry),
         settings.workflows_dir,

@@ -23,10 +23,11 @@ class Location:
 
 
 def _caller_location() -> Location:
-    """The first frame outside this package: the line of the policy file that built the object."""
+    """The first frame outside this package and dataclass-generated code (`<string>`): the line
+    of the policy file that built the object."""
     frame = sys._getframe(1)
     here = str(Path(__file__).parent)
-    while frame is not None and frame.f_code.co_filename.startswith(here):
+    while frame is not None and frame.f_code.co_filename.startswith((here, "<")):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return Location("<unknown>", 0)

@@ -183,3 +183,43 @@ def start_bot(
         _server=server,
         _thread=thread,
     )
+
+
+def insert_active_grant(
+    sessions: sessionmaker[Session],
+    *,
+    expires_in: timedelta,
+    requester: str = REQUESTER,
+    resource: str = "orders-db",
+) -> Grant:
+    """A request approved and granted earlier, as a previous process would have left it."""
+    import uuid
+
+    from app.core.models import GrantState, RequestState
+    from app.core.ports import utcnow
+
+    now = utcnow()
+    with sessions.begin() as session:
+        request = AccessRequest(
+            id=uuid.uuid4(),
+            workflow="production",
+            resource_id=resource,
+            requester_slack_id=requester,
+            requester_email="alice@example.com",
+            justification="earlier",
+            duration=timedelta(minutes=15),
+            state=RequestState.APPROVED,
+            decided_by=APPROVER,
+            decided_at=now - timedelta(minutes=20),
+            approvers_channel=APPROVERS_CHANNEL,
+            approvers_message_ts="1690000000.000100",
+        )
+        grant = Grant(
+            id=uuid.uuid4(),
+            request=request,
+            state=GrantState.ACTIVE,
+            granted_at=now - timedelta(minutes=15),
+            expires_at=now + expires_in,
+        )
+        session.add_all([request, grant])
+    return grant

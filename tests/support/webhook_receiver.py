@@ -19,6 +19,7 @@ class WebhookReceiver(FakeServer):
         self.events: list[dict[str, Any]] = []  # accepted, in arrival order
         self.attempts: list[dict[str, Any]] = []  # every correctly signed delivery
         self.unsigned = 0
+        self.latency = 0.0  # seconds every delivery takes
         self._script: deque[tuple[int, float]] = deque()
         self._lock = threading.Lock()
 
@@ -50,8 +51,8 @@ class WebhookReceiver(FakeServer):
         with self._lock:
             self.attempts.append(event)
             status, delay = self._script.popleft() if self._script else (200, 0.0)
-        if delay:
-            time.sleep(delay)
+        if delay or self.latency:
+            time.sleep(delay or self.latency)
         if 200 <= status < 300 and not delay:  # a hung delivery's caller has given up on it
             with self._lock:
                 self.events.append(event)

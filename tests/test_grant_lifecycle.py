@@ -1,0 +1,161 @@
+"""Grants are carried out with retries, and revoked at expiry whatever happened in between."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from app.core.models import Grant, GrantState
+from app.slack.ids import Ids
+from tests.support.bot import APPROVER, APPROVERS_CHANNEL, REQUESTER, Bot, insert_active_grant
+from tests.support.wait import wait_until
+
+
+def test_webhook_failing_then_recovering_is_retried_until_granted(bot: Bot) -> None:
+    bot.webhook.fail_next(2, status=503)
+    request, _ = bot.request_access()
+
+    bot.click(APPROVER, Ids.APPROVE, request)
+
+    grant = wait_until(
+        lambda: (g := bot.grant_of(request)) and g.state == GrantState.ACTIVE and g,
+        what="the grant to succeed on the third attempt",
+    )
+    assert len(bot.webhook.attempts) == 3 and len(bot.webhook.events_of("grant")) == 1
+    assert grant.attempts == 0 and grant.last_error is None
+    assert bot.audit_events(request.id) == [
+        "requested",
+        "approved",
+        "grant_attempt_failed",
+        "grant_attempt_failed",
+        "granted",
+    ]
+    failure = bot.audit(request.id)[2]
+    assert "answered 503" in failure.detail["error"]
+    bot.slack.wait_for(
+        "chat.postMessage", channel=REQUESTER, where=lambda c: "granted until" in c.text()
+    )
+
+
+def test_webhook_that_keeps_failing_marks_the_grant_failed_and_tells_the_approvers(
+    bot: Bot,
+) -> None:
+    bot.webhook.fail_next(10, status=500)
+    request, _ = bot.request_access()
+
+    bot.click(APPROVER, Ids.APPROVE, request)
+
+    grant = wait_until(
+        lambda: (g := bot.grant_of(request)) and g.state == GrantState.FAILED and g,
+        what="the grant to be marked failed",
+    )
+    assert grant.attempts == 3 and len(bot.webhook.attempts) == 3
+    assert bot.webhook.events == []
+    alert = bot.slack.wait_for(
+        "chat.postMessage",
+        channel=APPROVERS_CHANNEL,
+        where=lambda c: "failed after 3 attempts" in c.text(),
+    )[0]
+    assert alert.args["thread_ts"] == request.approvers_message_ts
+    dm = bot.slack.wait_for(
+        "chat.postMessage", channel=REQUESTER, where=lambda c: "granting it failed" in c.text()
+    )
+    assert "answered 500" in dm[0].text()
+    assert bot.audit_events(request.id)[-1] == "grant_failed"
+
+
+def test_webhook_timeout_counts_as_a_failure(bot: Bot) -> None:
+    bot.webhook.hang_next(1, seconds=2.0)  # the strategy's timeout is 1 s
+    request, _ = bot.request_access()
+
+    bot.click(APPROVER, Ids.APPROVE, request)
+
+    wait_until(
+        lambda: (g := bot.grant_of(request)) and g.state == GrantState.ACTIVE,
+        what="the grant after a timed-out attempt",
+    )
+    failure = next(e for e in bot.audit(request.id) if e.event == "grant_attempt_failed")
+    assert "did not answer within 1s" in failure.detail["error"]
+
+
+def test_revoke_failure_is_retried_and_access_is_never_left_behind(bot: Bot) -> None:
+    grant = insert_active_grant(bot.sessions, expires_in=timedelta(seconds=-1))
+    bot.webhook.fail_next(2, status=502)
+
+    bot.runtime.lifecycle.process_due()  # what the scheduler's sweep does
+
+    revoked = wait_until(
+        lambda: [g for g in bot.grants() if g.state == GrantState.REVOKED],
+        what="the revoke to succeed after retries",
+    )
+    assert revoked[0].id == grant.id
+    assert len(bot.webhook.events_of("revoke")) == 1 and len(bot.webhook.attempts) == 3
+    assert bot.audit_events(grant.request_id) == [
+        "expired",
+        "revoke_attempt_failed",
+        "revoke_attempt_failed",
+        "revoked",
+    ]
+
+
+def test_restart_revokes_grants_that_expired_while_the_bot_was_down(
+    bot_factory: Callable[..., Bot],
+) -> None:
+    first = bot_factory()
+    request, _ = first.request_access(duration=timedelta(minutes=15))
+    first.click(APPROVER, Ids.APPROVE, request)
+    wait_until(lambda: first.webhook.events_of("grant"), what="the grant")
+    wait_until(lambda: first.grants()[0].state == GrantState.ACTIVE, what="the active grant")
+    first.stop()  # the process goes away; the grant has 15 minutes left
+    with first.sessions.begin() as session:  # ...and the bot stays down past its expiry
+        session.execute(update(Grant).values(expires_at=Grant.granted_at - timedelta(seconds=1)))
+    assert first.webhook.events_of("revoke") == []
+
+    second = bot_factory()
+
+    wait_until(lambda: second.webhook.events_of("revoke"), what="the revoke after the restart")
+    wait_until(lambda: second.grants()[0].state == GrantState.REVOKED, what="the revoked state")
+    second.slack.wait_for(
+        "chat.postMessage", channel=REQUESTER, where=lambda c: "has ended" in c.text()
+    )
+
+
+def test_two_instances_on_one_database_revoke_each_grant_exactly_once(
+    bot_factory: Callable[..., Bot],
+) -> None:
+    first = bot_factory()
+    second = bot_factory()
+    first.webhook.latency = 0.05  # slow target: the sweeps overlap
+    grants = [
+        insert_active_grant(first.sessions, expires_in=timedelta(seconds=-5)) for _ in range(12)
+    ]
+    grants += [
+        insert_active_grant(first.sessions, expires_in=timedelta(seconds=1)) for _ in range(4)
+    ]
+    barrier = threading.Barrier(4)
+
+    def sweep(bot: Bot) -> None:
+        barrier.wait()
+        bot.runtime.lifecycle.process_due()
+
+    threads = [threading.Thread(target=sweep, args=(b,)) for b in (first, second, first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for bot in (first, second):  # the scheduler's wake-ups and sweeps take the rest
+        bot.runtime.scheduler.wake_at(grants[-1].expires_at)  # type: ignore[arg-type]
+
+    wait_until(
+        lambda: all(g.state == GrantState.REVOKED for g in first.grants()),
+        what="every grant to be revoked",
+    )
+    revokes = Counter(e["request_id"] for e in first.webhook.events_of("revoke"))
+    assert sorted(revokes) == sorted(str(g.request_id) for g in grants)
+    assert set(revokes.values()) == {1}
+    revoked_audit = Counter(e.grant_id for e in first.audit() if e.event == "revoked")
+    assert set(revoked_audit.values()) == {1} and len(revoked_audit) == len(grants)

@@ -1,0 +1,148 @@
+"""The HTTP server, the health check, and the `accessbot` command as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine
+
+from app.server import AccessbotWsgi, make_server
+from tests.support.bot import REQUESTER, Bot
+from tests.support.fake_slack import BOT_TOKEN, FakeSlack
+from tests.support.slack_requests import SIGNING_SECRET, SlackSender
+from tests.support.wait import wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_healthz_answers_200_when_the_database_is_reachable(bot: Bot) -> None:
+    assert httpx.get(bot.url + "/healthz").status_code == 200
+    assert httpx.get(bot.url + "/elsewhere").status_code == 404
+
+
+def test_healthz_answers_503_when_the_database_is_not() -> None:
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+    server = make_server(AccessbotWsgi(slack=None, engine=engine), host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        response = httpx.get(f"http://127.0.0.1:{server.effective_port}/healthz", timeout=10)
+    finally:
+        server.close()
+    assert response.status_code == 503 and b"database unreachable" in response.content
+
+
+def test_missing_settings_fail_at_start_with_one_line_naming_each(tmp_path: Path) -> None:
+    result = run_cli("serve", env={}, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "accessbot: missing required settings: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET "
+        "(set them in the environment or in .env)"
+    ]
+
+
+def test_settings_are_read_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-1\n")
+
+    result = run_cli("serve", env={}, cwd=tmp_path)
+
+    assert "missing required settings: SLACK_SIGNING_SECRET " in result.stderr
+
+
+def test_serve_refuses_an_invalid_workflow(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "broken.py").write_text("workflow = Workflow(\n")
+
+    result = run_cli(
+        "serve", env={"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "s"}, cwd=tmp_path
+    )
+
+    assert result.returncode == 1
+    assert "workflows/broken.py:1: syntax error: '(' was never closed" in result.stderr
+    assert "refusing to start" in result.stderr
+
+
+def test_serve_answers_slack_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, database_url: str, fake_slack: FakeSlack
+) -> None:
+    port = _free_port()
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": database_url,
+        "WORKFLOWS_DIR": str(REPO / "workflows"),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), **env},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _healthy(port), timeout=30, what="accessbot serve to answer /healthz")
+        response = SlackSender(f"http://127.0.0.1:{port}").command(REQUESTER)
+        assert response.status_code == 200
+        view = fake_slack.wait_for("views.open")[0].args["view"]
+        assert view["blocks"][0]["element"]["options"][0]["value"] == "orders-db"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "accessbot serving 1 resource(s)" in output
+
+
+def test_db_upgrade_without_database_url_runs_an_embedded_postgresql(tmp_path: Path) -> None:
+    data = tmp_path / "db"
+    tmp_path.chmod(0o755)
+    tmp_path.parent.chmod(0o755)
+
+    result = run_cli("db", "upgrade", env={"EMBEDDED_DB_DIR": str(data)}, cwd=tmp_path, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert "database is at the latest revision" in result.stdout
+    assert "using an embedded PostgreSQL in" in result.stderr
+    assert (data / "PG_VERSION").is_file() or "/var/lib/accessbot" in result.stderr
+    assert not (data / "postmaster.pid").exists(), "the embedded server is stopped on exit"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        time.sleep(0.1)
+        return False
