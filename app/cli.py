@@ -98,14 +98,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
         len(registry),
         settings.workflows_dir,
         settings.host,
-        server.effective_port,
+        server.port,
     )
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.close()
         runtime.stop()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +41,34 @@ def _plain(start_response: StartResponse, status: str, body: bytes) -> list[byte
     return [body]
 
 
-def make_server(app: AccessbotWsgi, *, host: str, port: int, threads: int = 8) -> Any:
-    """A waitress server; `.run()` serves until `.close()`, `.effective_port` is the real port."""
-    return create_server(app, host=host, port=port, threads=threads, ident="accessbot")
+class HttpServer:
+    """waitress, with a stop() that is safe from another thread (tests, signal handlers)."""
+
+    def __init__(self, app: AccessbotWsgi, *, host: str, port: int, threads: int) -> None:
+        self._server = create_server(app, host=host, port=port, threads=threads, ident="accessbot")
+        self._stopping = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def run(self) -> None:
+        """Serve until stop() (or an exception in this thread, such as SystemExit)."""
+        channels = self._server._map
+        try:
+            while not self._stopping.is_set():
+                self._server.asyncore.loop(timeout=0.5, map=channels, count=1)
+        finally:
+            for channel in list(channels.values()):  # listener, trigger, keep-alive connections
+                channel.close()
+            self._server.task_dispatcher.shutdown()
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._server.trigger.pull_trigger()  # wake the loop so it sees the flag
+
+
+def make_server(app: AccessbotWsgi, *, host: str, port: int, threads: int = 8) -> HttpServer:
+    return HttpServer(app, host=host, port=port, threads=threads)

@@ -15,19 +15,19 @@ from tests.support.bot import (
     start_bot,
 )
 from tests.support.fake_slack import FakeSlack
-from tests.support.postgres import TestPostgres
+from tests.support.postgres import SuitePostgres
 from tests.support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[TestPostgres]:
-    server = TestPostgres()
+def postgres() -> Iterator[SuitePostgres]:
+    server = SuitePostgres()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def database_url(postgres: TestPostgres) -> Iterator[str]:
+def database_url(postgres: SuitePostgres) -> Iterator[str]:
     name = postgres.new_database()
     yield postgres.url(name)
     postgres.drop_database(name)

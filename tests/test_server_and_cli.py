@@ -47,9 +47,10 @@ def test_healthz_answers_503_when_the_database_is_not() -> None:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        response = httpx.get(f"http://127.0.0.1:{server.effective_port}/healthz", timeout=10)
+        response = httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
     finally:
-        server.close()
+        server.stop()
+        thread.join(timeout=5)
     assert response.status_code == 503 and b"database unreachable" in response.content
 
 

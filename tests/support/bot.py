@@ -68,13 +68,12 @@ class Bot:
     _thread: threading.Thread = field(repr=False)
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
         self.sender.http.close()
-        self._server.close()
-        for channel in list(self._server._map.values()):  # keep-alive connections
-            channel.close()
+        self._server.stop()
         self._thread.join(timeout=5)
         assert not self._thread.is_alive(), "the HTTP server did not stop"
-        self._server.task_dispatcher.shutdown()
         self.runtime.stop()
         bind = self.sessions.kw["bind"]
         bind.dispose()
@@ -172,7 +171,7 @@ def start_bot(
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}"
+    url = f"http://127.0.0.1:{server.port}"
     return Bot(
         runtime=runtime,
         slack=slack,

@@ -20,7 +20,7 @@ from app.db.migrate import upgrade
 TEMPLATE = "accessbot_test_template"
 
 
-class TestPostgres:
+class SuitePostgres:
     def __init__(self) -> None:
         self._embedded: EmbeddedPostgres | None = None
         external = os.environ.get("TEST_DATABASE_URL")
