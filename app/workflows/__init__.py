@@ -1,6 +1,8 @@
 """The public workflow API: `from app.workflows import OnCall, Resource, Webhook, Workflow`."""
 
-from app.grants.base import Env, GrantContext, GrantError, Retry
+from app.grants.base import Env, GrantContext, GrantError, GrantUser, Retry
+from app.grants.postgres_role import PostgresRole
+from app.grants.python import Python
 from app.grants.webhook import Webhook
 from app.workflows.model import OnCall, Resource, Workflow
 
@@ -8,7 +10,10 @@ __all__ = [
     "Env",
     "GrantContext",
     "GrantError",
+    "GrantUser",
     "OnCall",
+    "PostgresRole",
+    "Python",
     "Resource",
     "Retry",
     "Webhook",
