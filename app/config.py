@@ -45,10 +45,20 @@ class Settings(DatabaseSettings):
 
     pagerduty_api_token: str | None = None
     pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_oncall_cache_seconds: float = Field(default=30.0, ge=0, le=60)
 
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     worker_threads: int = Field(default=16, ge=2)
     log_level: str = "INFO"
+
+    @field_validator("pagerduty_api_url")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(
+                "must start with https:// (the pagerduty client refuses anything else)"
+            )
+        return value.rstrip("/")
 
     @field_validator("slack_api_url")
     @classmethod

@@ -17,7 +17,9 @@ from app.config import Settings
 from app.core.lifecycle import GrantLifecycle
 from app.core.ports import Clock, utcnow
 from app.core.requests import AccessRequests
+from app.core.routing import Router
 from app.db.session import make_engine, make_session_factory
+from app.oncall.pagerduty import PagerDutyOnCall, make_pagerduty_client
 from app.scheduler import GrantScheduler
 from app.slack.directory import SlackDirectory
 from app.slack.listeners import register
@@ -36,6 +38,23 @@ def make_slack_client(settings: Settings) -> WebClient:
     )
 
 
+def make_oncall_checker(settings: Settings, registry: Registry) -> PagerDutyOnCall | None:
+    """PagerDuty when PAGERDUTY_API_TOKEN is set; otherwise OnCall rules are off, and we say so."""
+    if settings.pagerduty_api_token:
+        client = make_pagerduty_client(settings.pagerduty_api_token, settings.pagerduty_api_url)
+        return PagerDutyOnCall(
+            client, oncall_cache_ttl=timedelta(seconds=settings.pagerduty_oncall_cache_seconds)
+        )
+    with_rules = [w.name for w in registry.workflows if w.auto_approve is not None]
+    if with_rules:
+        log.warning(
+            "PAGERDUTY_API_TOKEN is not set: on-call auto-approval is off for %s; "
+            "their requests go to the approvers",
+            ", ".join(with_rules),
+        )
+    return None
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -47,6 +66,7 @@ class Runtime:
     requests: AccessRequests
     scheduler: GrantScheduler
     bolt: App
+    oncall: PagerDutyOnCall | None
     _started: bool = field(default=False, init=False)
 
     def start(self) -> None:
@@ -57,6 +77,8 @@ class Runtime:
     def stop(self) -> None:
         if self._started:
             self.scheduler.shutdown()
+        if self.oncall is not None:
+            self.oncall.close()
         self.engine.dispose()
 
 
@@ -74,6 +96,7 @@ def build_runtime(
     sessions = make_session_factory(engine)
     notifier = SlackNotifier(slack)
     scheduler = GrantScheduler(sweep_interval=timedelta(seconds=settings.sweep_interval_seconds))
+    oncall = make_oncall_checker(settings, registry)
     lifecycle = GrantLifecycle(
         sessions=sessions, registry=registry, notifier=notifier, clock=clock, wakeups=scheduler
     )
@@ -83,6 +106,7 @@ def build_runtime(
         directory=SlackDirectory(slack),
         notifier=notifier,
         lifecycle=lifecycle,
+        router=Router(oncall=oncall, sessions=sessions, clock=clock),
         clock=clock,
     )
     bolt = App(
@@ -103,4 +127,5 @@ def build_runtime(
         requests=requests,
         scheduler=scheduler,
         bolt=bolt,
+        oncall=oncall,
     )

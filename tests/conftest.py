@@ -18,6 +18,8 @@ from tests.support.fake_slack import FakeSlack
 from tests.support.postgres import SuitePostgres
 from tests.support.webhook_receiver import WebhookReceiver
 
+pytest_plugins = ["tests.support.pagerduty_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[SuitePostgres]:

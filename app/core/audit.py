@@ -15,6 +15,7 @@ SYSTEM_ACTOR = "accessbot"
 
 class Event(StrEnum):
     REQUESTED = "requested"
+    ROUTED = "routed_to_approvers"
     APPROVED = "approved"
     DENIED = "denied"
     GRANTED = "granted"

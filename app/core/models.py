@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Interval, String, Text, func
+from sqlalchemy import BigInteger, ForeignKey, Index, Interval, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -46,12 +46,21 @@ class AccessRequest(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decision_note: Mapped[str | None] = mapped_column(Text)
+    auto_approved: Mapped[bool] = mapped_column(default=False, server_default="false")
     approvers_channel: Mapped[str] = mapped_column(String(64))
     approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
 
     grant: Mapped[Grant | None] = relationship(back_populates="request", lazy="selectin")
 
-    __table_args__ = (Index("ix_access_requests_requester", "requester_slack_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_access_requests_requester", "requester_slack_id", "created_at"),
+        Index(
+            "ix_access_requests_auto_approved",
+            "requester_slack_id",
+            "decided_at",
+            postgresql_where=text("auto_approved"),
+        ),
+    )
 
 
 class Grant(Base):

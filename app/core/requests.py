@@ -10,28 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
-from app.core.audit import Event
+from app.core.audit import SYSTEM_ACTOR, Event
+from app.core.durations import describe_duration
 from app.core.errors import AlreadyDecided, InvalidRequest, NotAllowed, RequestNotFound
 from app.core.lifecycle import GrantLifecycle
 from app.core.models import AccessRequest, Grant, GrantState, RequestState
 from app.core.ports import Clock, Directory, Notifier, Person
+from app.core.routing import Route, Router
 from app.core.views import RequestView
 from app.workflows.loader import Registry
 
 log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 3000
-
-
-def describe_duration(duration: timedelta) -> str:
-    """`timedelta(hours=1)` -> "1 hour"; `timedelta(minutes=90)` -> "1 hour 30 minutes"."""
-    seconds = int(duration.total_seconds())
-    parts = []
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
-    return " ".join(parts) or "0 seconds"
 
 
 class AccessRequests:
@@ -43,8 +34,10 @@ class AccessRequests:
         directory: Directory,
         notifier: Notifier,
         lifecycle: GrantLifecycle,
+        router: Router,
         clock: Clock,
     ) -> None:
+        self.router = router
         self.sessions = sessions
         self.registry = registry
         self.directory = directory
@@ -124,15 +117,58 @@ class AccessRequests:
                 justification=request.justification,
             )
             session.flush()
-            view = RequestView.of(request, resource.name)
-        message = self.notifier.request_submitted(view)
+            request_id = request.id
+        route = self.router.route(workflow, person)  # may ask PagerDuty: never before the ack
+        grant_id = self._record_route(request_id, route)
+        view = self.view(request_id)
+        if route.auto_approve:
+            message = self.notifier.request_auto_approved(view)
+        else:
+            message = self.notifier.request_submitted(view)
         if message is not None:
             with self.sessions.begin() as session:
-                stored = session.get_one(AccessRequest, view.id)
+                stored = session.get_one(AccessRequest, request_id)
                 stored.approvers_message_ts = message.ts
                 stored.approvers_channel = message.channel
-            view = self.view(view.id)
-        return view
+        if grant_id is not None:
+            self.lifecycle.provision(grant_id)
+        return self.view(request_id)
+
+    def _record_route(self, request_id: uuid.UUID, route: Route) -> uuid.UUID | None:
+        """Approve automatically, or note why humans decide. Returns the grant to carry out."""
+        if not route.auto_approve and route.reason is None:
+            return None
+        with self.sessions.begin() as session:
+            request = session.get_one(AccessRequest, request_id, with_for_update=True)
+            request.decision_note = route.reason
+            if not route.auto_approve:
+                audit.record(
+                    session,
+                    Event.ROUTED,
+                    actor=SYSTEM_ACTOR,
+                    request_id=request_id,
+                    reason=route.reason,
+                    **route.evidence,
+                )
+                return None
+            now = self.clock()
+            request.state = RequestState.APPROVED
+            request.auto_approved = True
+            request.decided_at = now
+            request.decided_by = SYSTEM_ACTOR
+            audit.record(
+                session,
+                Event.APPROVED,
+                actor=SYSTEM_ACTOR,
+                request_id=request_id,
+                via="on_call",
+                **route.evidence,
+            )
+            grant = Grant(
+                id=uuid.uuid4(), request=request, state=GrantState.GRANTING, next_attempt_at=now
+            )
+            session.add(grant)
+            return grant.id
 
     # -- decide ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ class RequestView:
     decided_by: str | None
     decided_at: datetime | None
     decision_note: str | None
+    auto_approved: bool
     approvers_channel: str
     approvers_message_ts: str | None
     grant_state: GrantState | None = None
@@ -52,6 +53,7 @@ class RequestView:
             decided_by=request.decided_by,
             decided_at=request.decided_at,
             decision_note=request.decision_note,
+            auto_approved=request.auto_approved,
             approvers_channel=request.approvers_channel,
             approvers_message_ts=request.approvers_message_ts,
             grant_state=GrantState(grant.state) if grant else None,

@@ -6,8 +6,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from app.core.durations import describe_duration
 from app.core.models import GrantState, RequestState
-from app.core.requests import MAX_JUSTIFICATION, describe_duration
+from app.core.requests import MAX_JUSTIFICATION
 from app.core.views import RequestView
 from app.slack import format as fmt
 from app.slack.ids import Ids
@@ -148,7 +149,7 @@ def status_line(view: RequestView) -> str:
         return f"❌ Denied by {decided}."
     if view.state != RequestState.APPROVED:
         return f"Request {view.state.value}."
-    approved = f"✅ Approved by {decided}"
+    approved = "✅ Approved automatically" if view.auto_approved else f"✅ Approved by {decided}"
     if view.grant_state == GrantState.GRANTING:
         if view.grant_attempts:
             return (
@@ -205,11 +206,11 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
         },
     ]
     if view.decision_note:
+        note = fmt.escape(view.decision_note)
+        if view.auto_approved:
+            note = f"🤖 PagerDuty shows {fmt.user(view.requester_slack_id)} {note}."
         blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": fmt.clip(view.decision_note, 2000)}],
-            }
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": fmt.clip(note, 2000)}]}
         )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": status_line(view)}})
     if view.state == RequestState.PENDING:
@@ -258,15 +259,18 @@ def dm_denied(view: RequestView) -> str:
 
 def dm_granted(view: RequestView) -> str:
     assert view.expires_at
-    return (
-        f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} "
-        f"(approved by {fmt.user(view.decided_by)})."
-    )
+    if view.auto_approved:
+        evidence = fmt.escape(view.decision_note or "on call")
+        why = f"approved automatically because PagerDuty shows you {evidence}"
+    else:
+        why = f"approved by {fmt.user(view.decided_by)}"
+    return f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
 
 
 def dm_grant_failed(view: RequestView) -> str:
+    who = "automatically" if view.auto_approved else f"by {fmt.user(view.decided_by)}"
     return (
-        f"⚠️ Your request for {_what(view)} was approved by {fmt.user(view.decided_by)}, but "
+        f"⚠️ Your request for {_what(view)} was approved {who}, but "
         f"granting it failed: {fmt.escape(fmt.clip(view.grant_error or 'unknown error', 500))}. "
         "The approvers have been told."
     )

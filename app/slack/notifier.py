@@ -23,6 +23,9 @@ class SlackNotifier:
 
     def request_submitted(self, view: RequestView) -> MessageRef | None:
         self._dm(view, blocks.dm_submitted(view))
+        return self._post(view)
+
+    def _post(self, view: RequestView) -> MessageRef | None:
         text, message_blocks = blocks.approvers_message(view)
         try:
             response = self.client.chat_postMessage(
@@ -32,6 +35,9 @@ class SlackNotifier:
             log.error("could not post request %s to %s: %s", view.id, view.approvers_channel, exc)
             return None
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    def request_auto_approved(self, view: RequestView) -> MessageRef | None:
+        return self._post(view)
 
     def request_decided(self, view: RequestView) -> None:
         self._refresh(view)

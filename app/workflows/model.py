@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -34,13 +34,25 @@ def _caller_location() -> Location:
     return Location(frame.f_code.co_filename, frame.f_lineno)
 
 
+EmailMap = Mapping[str, str] | Callable[[str], str | None]
+
+
 @dataclass
 class OnCall:
-    """Grant at once when PagerDuty shows the requester on call at `escalation_level` or nearer."""
+    """Grant at once when PagerDuty shows the requester on call at `escalation_level` or nearer.
+
+    - `escalation_policy_ids` / `schedule_ids`: only these on-call shifts count (default: any).
+    - `pagerduty_email`: Slack email → PagerDuty email, for people whose addresses differ
+      (a dict, or a function returning None to keep the Slack email).
+    - `max_auto_approvals` per requester per rolling `interval`: past it, humans decide.
+    """
 
     escalation_level: int = 1
     escalation_policy_ids: Sequence[str] = ()
     schedule_ids: Sequence[str] = ()
+    pagerduty_email: EmailMap | None = None
+    max_auto_approvals: int | None = None
+    interval: timedelta = timedelta(hours=24)
     location: Location = field(default_factory=_caller_location, compare=False, repr=False)
 
 
