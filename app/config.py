@@ -47,6 +47,7 @@ class Settings(DatabaseSettings):
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_oncall_cache_seconds: float = Field(default=30.0, ge=0, le=60)
 
+    approvers_cache_seconds: float = Field(default=30.0, ge=0, le=600)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     worker_threads: int = Field(default=16, ge=2)
     log_level: str = "INFO"

@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.core.approvers import Approvers
+from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
 from app.core.ports import Clock, utcnow
 from app.core.requests import AccessRequests
@@ -97,15 +99,26 @@ def build_runtime(
     notifier = SlackNotifier(slack)
     scheduler = GrantScheduler(sweep_interval=timedelta(seconds=settings.sweep_interval_seconds))
     oncall = make_oncall_checker(settings, registry)
+    hooks = AfterHooks(registry=registry, sessions=sessions, notifier=notifier, clock=clock)
     lifecycle = GrantLifecycle(
-        sessions=sessions, registry=registry, notifier=notifier, clock=clock, wakeups=scheduler
+        sessions=sessions,
+        registry=registry,
+        notifier=notifier,
+        clock=clock,
+        wakeups=scheduler,
+        hooks=hooks,
     )
+    directory = SlackDirectory(slack)
     requests = AccessRequests(
         sessions=sessions,
         registry=registry,
-        directory=SlackDirectory(slack),
+        directory=directory,
+        approvers=Approvers(
+            directory, clock=clock, ttl=timedelta(seconds=settings.approvers_cache_seconds)
+        ),
         notifier=notifier,
         lifecycle=lifecycle,
+        hooks=hooks,
         router=Router(oncall=oncall, sessions=sessions, clock=clock),
         clock=clock,
     )

@@ -16,6 +16,8 @@ SYSTEM_ACTOR = "accessbot"
 class Event(StrEnum):
     REQUESTED = "requested"
     ROUTED = "routed_to_approvers"
+    APPROVAL_RECORDED = "approval_recorded"
+    HOOK_FAILED = "hook_failed"
     APPROVED = "approved"
     DENIED = "denied"
     GRANTED = "granted"

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
 from app.core.audit import SYSTEM_ACTOR, Event
+from app.core.hooks import AfterHook, AfterHooks
 from app.core.models import Grant, GrantState
 from app.core.ports import Clock, Notifier, Wakeups
 from app.core.views import RequestView
@@ -36,6 +37,7 @@ class _Outcome:
     view: RequestView
     notify: Callable[[RequestView], None] | None
     wake_at: datetime | None
+    hook: AfterHook | None = None
 
 
 class GrantLifecycle:
@@ -47,7 +49,9 @@ class GrantLifecycle:
         notifier: Notifier,
         clock: Clock,
         wakeups: Wakeups,
+        hooks: AfterHooks,
     ) -> None:
+        self.hooks = hooks
         self.sessions = sessions
         self.registry = registry
         self.notifier = notifier
@@ -131,7 +135,8 @@ class GrantLifecycle:
                 request.requester_slack_id, request.requester_email, request.requester_name
             ),
             expires_at=expires_at,
-            approved_by=request.decided_by,
+            approved_by=",".join(a.approver_slack_id for a in request.approvals)
+            or request.decided_by,
             justification=request.justification,
         )
 
@@ -189,7 +194,9 @@ class GrantLifecycle:
             grant_id=grant.id,
             expires_at=_iso(expires_at),
         )
-        return self._outcome(session, grant, name, self.notifier.grant_activated, expires_at)
+        return self._outcome(
+            session, grant, name, self.notifier.grant_activated, expires_at, "after_grant"
+        )
 
     def _attempt_revoke(self, session: Session, grant: Grant) -> _Outcome:
         now = self.clock()
@@ -233,7 +240,7 @@ class GrantLifecycle:
             grant_id=grant.id,
             reason=grant.end_reason,
         )
-        return self._outcome(session, grant, name, self.notifier.grant_ended, None)
+        return self._outcome(session, grant, name, self.notifier.grant_ended, None, "after_revoke")
 
     def _outcome(
         self,
@@ -242,9 +249,10 @@ class GrantLifecycle:
         resource_name: str,
         notify: Callable[[RequestView], None] | None,
         wake_at: datetime | None,
+        hook: AfterHook | None = None,
     ) -> _Outcome:
         session.flush()
-        return _Outcome(RequestView.of(grant.request, resource_name), notify, wake_at)
+        return _Outcome(RequestView.of(grant.request, resource_name), notify, wake_at, hook)
 
     def _after(self, outcome: _Outcome | None) -> None:
         if outcome is None:
@@ -253,6 +261,8 @@ class GrantLifecycle:
             self.wakeups.wake_at(outcome.wake_at)
         if outcome.notify is not None:
             outcome.notify(outcome.view)
+        if outcome.hook is not None:
+            self.hooks.run(outcome.hook, outcome.view)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -47,10 +47,15 @@ class AccessRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decision_note: Mapped[str | None] = mapped_column(Text)
     auto_approved: Mapped[bool] = mapped_column(default=False, server_default="false")
+    required_approvals: Mapped[int] = mapped_column(default=1, server_default="1")
+    decided_via: Mapped[str | None] = mapped_column(String(20))  # on_call, policy; None: people
     approvers_channel: Mapped[str] = mapped_column(String(64))
     approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
 
     grant: Mapped[Grant | None] = relationship(back_populates="request", lazy="selectin")
+    approvals: Mapped[list[Approval]] = relationship(
+        lazy="selectin", order_by="Approval.approved_at"
+    )
 
     __table_args__ = (
         Index("ix_access_requests_requester", "requester_slack_id", "created_at"),
@@ -61,6 +66,18 @@ class AccessRequest(Base):
             postgresql_where=text("auto_approved"),
         ),
     )
+
+
+class Approval(Base):
+    """One approver's Approve click. A request is approved once it has enough of them."""
+
+    __tablename__ = "approvals"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("access_requests.id"), primary_key=True
+    )
+    approver_slack_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    approved_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class Grant(Base):

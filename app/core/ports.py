@@ -29,10 +29,20 @@ class MessageRef:
     ts: str
 
 
+class DirectoryError(Exception):
+    """The directory could not answer (an API error); callers fail closed."""
+
+
 class Directory(Protocol):
-    """Who people are (Slack users.info)."""
+    """Who people are, and who belongs to groups and channels (Slack's users and usergroups)."""
 
     def person(self, slack_id: str) -> Person: ...
+
+    def user_id_by_email(self, email: str) -> str | None: ...
+
+    def usergroup_members(self, group_id: str) -> list[str]: ...
+
+    def channel_members(self, channel_id: str) -> list[str]: ...
 
 
 class Notifier(Protocol):
@@ -42,8 +52,8 @@ class Notifier(Protocol):
         """Confirm to the requester; post the request to the approvers. Returns that post."""
         ...
 
-    def request_auto_approved(self, view: RequestView) -> MessageRef | None:
-        """Post an FYI (no buttons) to the approvers. Returns that post."""
+    def request_auto_decided(self, view: RequestView) -> MessageRef | None:
+        """Post an FYI (no buttons) to the approvers; tell the requester of a denial."""
         ...
 
     def request_decided(self, view: RequestView) -> None: ...
@@ -55,6 +65,14 @@ class Notifier(Protocol):
     def grant_ended(self, view: RequestView) -> None: ...
 
     def revoke_failing(self, view: RequestView) -> None: ...
+
+    def request_progress(self, view: RequestView) -> None:
+        """An approval was recorded; more are needed."""
+        ...
+
+    def note(self, view: RequestView, text: str) -> None:
+        """Add a line to the approvers' thread (a failing hook, an operator's action)."""
+        ...
 
 
 class Wakeups(Protocol):

@@ -1,6 +1,7 @@
-"""Where a new request goes: granted at once (on call), or to the approvers, and why.
+"""Where a new request goes: approved at once, denied, or to the approvers; and why.
 
-Runs after Slack's ack. Fails closed: anything undecided goes to humans, with the reason shown.
+Runs after Slack's ack. Fails closed: an undecided on-call check, a failing hook, anything
+unexpected sends the request to humans with the reason shown; nothing is approved on a guess.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,21 +19,39 @@ from app.core.durations import describe_duration
 from app.core.models import AccessRequest
 from app.core.ports import Clock, Person
 from app.oncall import OnCallChecker, OnCallResult
-from app.workflows.model import OnCall, Workflow
+from app.workflows.model import (
+    AccessRequestInfo,
+    Decision,
+    OnCall,
+    Requester,
+    Resource,
+    Workflow,
+)
 
 log = logging.getLogger(__name__)
+
+Action = Literal["approve", "deny", "route"]
+Via = Literal["on_call", "policy"]
 
 
 @dataclass(frozen=True)
 class Route:
-    auto_approve: bool
-    # Shown to approvers and requester. When auto-approving: the on-call evidence ("on call:
-    # Payments (level 1)"); otherwise a sentence saying why humans decide.
+    action: Action
+    # A sentence for approvers and requester; for an on-call approval, the evidence
+    # ("on call: Payments Primary (level 1)"). None: plain routing to the approvers.
     reason: str | None
-    evidence: dict[str, Any] = field(default_factory=dict)  # recorded in the audit log
+    via: Via | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)  # for the audit log
 
 
-TO_HUMANS = Route(auto_approve=False, reason=None)
+TO_HUMANS = Route("route", None)
+
+
+@dataclass(frozen=True)
+class OnCallCheck:
+    result: OnCallResult | None  # None: no rule, no PagerDuty, or nothing to look up
+    note: str | None  # why the check did not run, when it did not
+    capped: str | None = None  # why an on-call approval would exceed the cap
 
 
 class Router:
@@ -42,27 +62,48 @@ class Router:
         self.sessions = sessions
         self.clock = clock
 
-    def route(self, workflow: Workflow, requester: Person) -> Route:
+    def route(
+        self,
+        workflow: Workflow,
+        resource: Resource,
+        requester: Person,
+        *,
+        duration: timedelta,
+        justification: str,
+        request_id: str | None = None,
+    ) -> Route:
+        check = self.check_on_call(workflow, requester)
+        info = AccessRequestInfo(
+            workflow=workflow.name,
+            resource=resource,
+            requester=Requester(requester.slack_id, requester.email, requester.name),
+            duration=duration,
+            justification=justification,
+            now=self.clock(),
+            on_call=check.result,
+            request_id=request_id,
+        )
+        return decide_route(workflow, info, check)
+
+    def check_on_call(self, workflow: Workflow, requester: Person) -> OnCallCheck:
         rule = workflow.auto_approve
         if rule is None:
-            return TO_HUMANS
+            return OnCallCheck(None, None)
         if self.oncall is None:
-            return Route(False, "On-call auto-approval is off: PAGERDUTY_API_TOKEN is not set.")
+            return OnCallCheck(
+                None, "On-call auto-approval is off: PAGERDUTY_API_TOKEN is not set."
+            )
         try:
             email = pagerduty_email(rule, requester.email)
         except Exception as exc:  # the policy author's function: any failure routes to humans
             log.warning("pagerduty_email mapping of %s failed: %r", workflow.name, exc)
-            return Route(
-                False,
-                f"Not auto-approved: the workflow's pagerduty_email mapping failed ({exc!r}).",
+            return OnCallCheck(
+                None, f"Not auto-approved: the workflow's pagerduty_email mapping failed ({exc!r})."
             )
         if not email:
-            return Route(False, "Not auto-approved: Slack has no email address for the requester.")
-        capped = self._cap_reached(rule, requester.slack_id)
-        if capped:
-            return Route(False, capped)
+            return OnCallCheck(None, "Not auto-approved: Slack has no email for the requester.")
         result = self.oncall.check(email, rule)
-        return _route_for(result, email)
+        return OnCallCheck(result, None, self._cap_reached(rule, requester.slack_id))
 
     def _cap_reached(self, rule: OnCall, slack_id: str) -> str | None:
         if rule.max_auto_approvals is None:
@@ -75,6 +116,7 @@ class Router:
                 .where(
                     AccessRequest.requester_slack_id == slack_id,
                     AccessRequest.auto_approved.is_(True),
+                    AccessRequest.decided_via == "on_call",
                     AccessRequest.decided_at >= since,
                 )
             )
@@ -84,6 +126,60 @@ class Router:
             f"Not auto-approved: the requester reached the cap of {rule.max_auto_approvals} "
             f"on-call auto-approvals in {describe_duration(rule.interval)}."
         )
+
+
+def decide_route(workflow: Workflow, info: AccessRequestInfo, check: OnCallCheck) -> Route:
+    """The policy decision, pure: the workflow's hook first, then the on-call rule."""
+    evidence = _evidence(check)
+    if workflow.on_request is not None:
+        try:
+            decision = workflow.on_request(info)
+        except Exception as exc:  # the policy author's code: a failure is never an approval
+            log.warning("on_request of %s raised %r", workflow.name, exc)
+            return Route(
+                "route",
+                f"⚠️ The workflow's on_request hook failed ({exc.__class__.__name__}: {exc}), "
+                "so an approver must decide.",
+                evidence={**evidence, "hook_error": repr(exc)},
+            )
+        if decision is not None:
+            if not isinstance(decision, Decision):
+                return Route(
+                    "route",
+                    f"⚠️ The workflow's on_request hook returned {decision!r}, not a Decision, "
+                    "so an approver must decide.",
+                    evidence=evidence,
+                )
+            return Route(decision.action, decision.reason, "policy", {**evidence, "hook": True})
+    return _on_call_route(check, evidence)
+
+
+def _on_call_route(check: OnCallCheck, evidence: dict[str, Any]) -> Route:
+    if check.result is None:
+        return Route("route", check.note, evidence=evidence)
+    result = check.result
+    if result.on_call is True:
+        if check.capped:
+            return Route("route", check.capped, evidence=evidence)
+        return Route("approve", result.reason, "on_call", evidence)
+    if result.on_call is False:
+        return Route("route", f"Not auto-approved: {result.reason}.", evidence=evidence)
+    return Route(
+        "route",
+        f"⚠️ The on-call check could not decide ({result.reason}), so an approver must.",
+        evidence=evidence,
+    )
+
+
+def _evidence(check: OnCallCheck) -> dict[str, Any]:
+    if check.result is None:
+        return {}
+    result = check.result
+    return {
+        "pagerduty_user_id": result.pagerduty_user_id,
+        "on_call": [asdict(e) for e in result.evidence],
+        "oncall_check": result.reason,
+    }
 
 
 def pagerduty_email(rule: OnCall, slack_email: str | None) -> str | None:
@@ -96,22 +192,4 @@ def pagerduty_email(rule: OnCall, slack_email: str | None) -> str | None:
     if isinstance(mapping, Mapping):
         lowered = {k.lower(): v for k, v in mapping.items()}
         return lowered.get(slack_email.lower(), slack_email)
-    return mapping(slack_email) or slack_email  # policy code: Router.route guards it
-
-
-def _route_for(result: OnCallResult, email: str) -> Route:
-    evidence = {
-        "pagerduty_email": email,
-        "pagerduty_user_id": result.pagerduty_user_id,
-        "on_call": [asdict(e) for e in result.evidence],
-        "oncall_check": result.reason,
-    }
-    if result.on_call is True:
-        return Route(True, result.reason, evidence)
-    if result.on_call is False:
-        return Route(False, f"Not auto-approved: {result.reason}.", evidence)
-    return Route(
-        False,
-        f"⚠️ The on-call check could not decide ({result.reason}), so an approver must.",
-        evidence,
-    )
+    return mapping(slack_email) or slack_email

@@ -17,6 +17,7 @@ class RequestView:
     resource_name: str
     requester_slack_id: str
     requester_email: str | None
+    requester_name: str | None
     justification: str
     duration: timedelta
     state: RequestState
@@ -25,6 +26,9 @@ class RequestView:
     decided_at: datetime | None
     decision_note: str | None
     auto_approved: bool
+    decided_via: str | None
+    required_approvals: int
+    approvals: tuple[str, ...]
     approvers_channel: str
     approvers_message_ts: str | None
     grant_state: GrantState | None = None
@@ -46,6 +50,7 @@ class RequestView:
             resource_name=resource_name or request.resource_id,
             requester_slack_id=request.requester_slack_id,
             requester_email=request.requester_email,
+            requester_name=request.requester_name,
             justification=request.justification,
             duration=request.duration,
             state=RequestState(request.state),
@@ -54,6 +59,9 @@ class RequestView:
             decided_at=request.decided_at,
             decision_note=request.decision_note,
             auto_approved=request.auto_approved,
+            decided_via=request.decided_via,
+            required_approvals=request.required_approvals,
+            approvals=tuple(a.approver_slack_id for a in request.approvals),
             approvers_channel=request.approvers_channel,
             approvers_message_ts=request.approvers_message_ts,
             grant_state=GrantState(grant.state) if grant else None,

@@ -141,15 +141,31 @@ def read_request_form(view: dict[str, Any]) -> dict[str, str | None]:
 # -- the approvers' message -----------------------------------------------------------------
 
 
+def _people(slack_ids: tuple[str, ...]) -> str:
+    return ", ".join(fmt.user(s) for s in slack_ids)
+
+
+def approved_by(view: RequestView) -> str:
+    if view.decided_via == "on_call":
+        return "✅ Approved automatically (on call)"
+    if view.decided_via == "policy":
+        return "✅ Approved automatically by the workflow's policy"
+    return f"✅ Approved by {_people(view.approvals) or fmt.user(view.decided_by)}"
+
+
 def status_line(view: RequestView) -> str:
-    decided = fmt.user(view.decided_by)
     if view.state == RequestState.PENDING:
+        if view.required_approvals > 1:
+            tally = f"⏳ {len(view.approvals)} of {view.required_approvals} approvals"
+            return f"{tally}: {_people(view.approvals)}." if view.approvals else f"{tally}."
         return "⏳ Waiting for an approver."
     if view.state == RequestState.DENIED:
-        return f"❌ Denied by {decided}."
+        if view.decided_via == "policy":
+            return "❌ Denied by the workflow's policy."
+        return f"❌ Denied by {fmt.user(view.decided_by)}."
     if view.state != RequestState.APPROVED:
         return f"Request {view.state.value}."
-    approved = "✅ Approved automatically" if view.auto_approved else f"✅ Approved by {decided}"
+    approved = approved_by(view)
     if view.grant_state == GrantState.GRANTING:
         if view.grant_attempts:
             return (
@@ -207,8 +223,10 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
     ]
     if view.decision_note:
         note = fmt.escape(view.decision_note)
-        if view.auto_approved:
+        if view.decided_via == "on_call":
             note = f"🤖 PagerDuty shows {fmt.user(view.requester_slack_id)} {note}."
+        elif view.decided_via == "policy":
+            note = f"🤖 Policy: {note}"
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": fmt.clip(note, 2000)}]}
         )
@@ -247,28 +265,38 @@ def _what(view: RequestView) -> str:
 
 
 def dm_submitted(view: RequestView) -> str:
+    needs = f" It needs {view.required_approvals} approvals." if view.required_approvals > 1 else ""
+    why = f"\n> {fmt.escape(view.decision_note)}" if view.decision_note else ""
     return (
         f"📨 Your request for {_what(view)} ({describe_duration(view.duration)}) was sent to the "
-        f"approvers in <#{view.approvers_channel}>. I'll message you when someone decides."
+        f"approvers in <#{view.approvers_channel}>.{needs} I'll message you when they decide."
+        f"{why}"
     )
 
 
 def dm_denied(view: RequestView) -> str:
+    if view.decided_via == "policy":
+        return (
+            f"❌ Your request for {_what(view)} was denied by the workflow's policy: "
+            f"{fmt.escape(view.decision_note or '')}"
+        )
     return f"❌ {fmt.user(view.decided_by)} denied your request for {_what(view)}."
 
 
 def dm_granted(view: RequestView) -> str:
     assert view.expires_at
-    if view.auto_approved:
+    if view.decided_via == "on_call":
         evidence = fmt.escape(view.decision_note or "on call")
         why = f"approved automatically because PagerDuty shows you {evidence}"
+    elif view.decided_via == "policy":
+        why = f"approved automatically by policy: {fmt.escape(view.decision_note or '')}"
     else:
-        why = f"approved by {fmt.user(view.decided_by)}"
+        why = f"approved by {_people(view.approvals) or fmt.user(view.decided_by)}"
     return f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
 
 
 def dm_grant_failed(view: RequestView) -> str:
-    who = "automatically" if view.auto_approved else f"by {fmt.user(view.decided_by)}"
+    who = "automatically" if view.auto_approved else f"by {_people(view.approvals)}"
     return (
         f"⚠️ Your request for {_what(view)} was approved {who}, but "
         f"granting it failed: {fmt.escape(fmt.clip(view.grant_error or 'unknown error', 500))}. "

@@ -36,8 +36,17 @@ class SlackNotifier:
             return None
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
-    def request_auto_approved(self, view: RequestView) -> MessageRef | None:
+    def request_auto_decided(self, view: RequestView) -> MessageRef | None:
+        """The workflow decided alone: an FYI to the approvers (no buttons); tell a denial."""
+        if view.state == RequestState.DENIED:
+            self._dm(view, blocks.dm_denied(view))
         return self._post(view)
+
+    def request_progress(self, view: RequestView) -> None:
+        self._refresh(view)
+
+    def note(self, view: RequestView, text: str) -> None:
+        self._alert(view, text)
 
     def request_decided(self, view: RequestView) -> None:
         self._refresh(view)

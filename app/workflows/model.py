@@ -5,10 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from app.grants.base import GrantStrategy
+
+if TYPE_CHECKING:
+    from app.oncall import OnCallResult
 
 
 @dataclass(frozen=True)
@@ -58,28 +62,110 @@ class OnCall:
 
 @dataclass
 class Resource:
+    """Something access can be requested to. The optional fields override the workflow's."""
+
     id: str
     name: str
     grant: GrantStrategy
     description: str = ""
+    durations: Sequence[timedelta] | None = None
+    max_duration: timedelta | None = None
+    approvers: Sequence[str] | None = None
+    required_approvals: int | None = None
     location: Location = field(default_factory=_caller_location, compare=False, repr=False)
 
 
 @dataclass
 class Workflow:
+    """A policy: who may approve what, for how long, and how access is granted.
+
+    `approvers` holds Slack user ids (U…), emails, or user group ids (S…); when empty, the
+    members of `approvers_channel` approve. `required_approvals` distinct approvers must
+    approve (the requester never counts); one Deny ends the request.
+
+    Hooks take an `AccessRequestInfo`: `on_request` may return a `Decision` (approve, deny or
+    route to humans, with a reason) or None for the default path; `after_grant`,
+    `after_revoke` and `after_deny` run after those events.
+    """
+
     name: str
     approvers_channel: str
     resources: Sequence[Resource]
     approvers: Sequence[str] = ()
     durations: Sequence[timedelta] = (timedelta(hours=1),)
+    max_duration: timedelta | None = None
+    required_approvals: int = 1
     auto_approve: OnCall | None = None
+    on_request: Callable[[AccessRequestInfo], Decision | None] | None = None
+    after_grant: Callable[[AccessRequestInfo], object] | None = None
+    after_revoke: Callable[[AccessRequestInfo], object] | None = None
+    after_deny: Callable[[AccessRequestInfo], object] | None = None
     location: Location = field(default_factory=_caller_location, compare=False, repr=False)
 
     def resource(self, resource_id: str) -> Resource | None:
         return next((r for r in self.resources if r.id == resource_id), None)
 
     def durations_for(self, resource: Resource) -> list[timedelta]:
-        return list(self.durations)
+        return list(resource.durations if resource.durations is not None else self.durations)
 
-    def may_approve(self, slack_id: str) -> bool:
-        return slack_id in self.approvers
+    def max_duration_for(self, resource: Resource) -> timedelta | None:
+        limits = [d for d in (resource.max_duration, self.max_duration) if d is not None]
+        return min(limits) if limits else None
+
+    def approvers_for(self, resource: Resource) -> list[str]:
+        return list(resource.approvers if resource.approvers is not None else self.approvers)
+
+    def required_approvals_for(self, resource: Resource) -> int:
+        if resource.required_approvals is not None:
+            return resource.required_approvals
+        return self.required_approvals
+
+
+@dataclass(frozen=True)
+class Requester:
+    slack_id: str
+    email: str | None
+    name: str | None
+
+
+@dataclass(frozen=True)
+class AccessRequestInfo:
+    """What a hook is told about a request."""
+
+    workflow: str
+    resource: Resource
+    requester: Requester
+    duration: timedelta
+    justification: str
+    now: datetime
+    on_call: OnCallResult | None = None  # set when the workflow has an OnCall rule
+    request_id: str | None = None
+    approved_by: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    reason: str | None = None  # why it was denied or revoked
+
+    @property
+    def is_on_call(self) -> bool:
+        """PagerDuty shows the requester on call (False when unknown or undecided)."""
+        return self.on_call is not None and self.on_call.on_call is True
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What `on_request` decided. Build with Decision.approve / deny / route."""
+
+    action: Literal["approve", "deny", "route"]
+    reason: str
+
+    @classmethod
+    def approve(cls, reason: str) -> Decision:
+        return cls("approve", reason)
+
+    @classmethod
+    def deny(cls, reason: str) -> Decision:
+        return cls("deny", reason)
+
+    @classmethod
+    def route(cls, reason: str) -> Decision:
+        """Send to the approvers, with this reason shown to them and the requester."""
+        return cls("route", reason)
