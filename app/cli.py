@@ -5,18 +5,30 @@ from __future__ import annotations
 import argparse
 import atexit
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NoReturn
 
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError
 
-from app.config import DatabaseSettings, S, Settings, SettingsError, load_settings
+from app.config import (
+    DatabaseSettings,
+    S,
+    Settings,
+    SettingsError,
+    WorkflowSettings,
+    load_settings,
+)
+from app.core.durations import describe_duration
 from app.workflows.loader import WorkflowError, load_workflows
 
 log = logging.getLogger("accessbot")
+DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -63,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except WorkflowError as exc:
         print(exc, file=sys.stderr)
         _fail("refusing to start: the workflows above are invalid", 1)
+    for warning in registry.warnings:
+        log.warning("%s", warning)
 
     from app.db.migrate import upgrade
     from app.runtime import build_runtime
@@ -117,6 +131,67 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
     print("database is at the latest revision")
 
 
+def cmd_workflows_check(args: argparse.Namespace) -> None:
+    directory = args.dir or load_settings(WorkflowSettings).workflows_dir
+    try:
+        registry = load_workflows(directory)
+    except WorkflowError as exc:
+        for problem in [*exc.problems, *exc.warnings]:
+            print(problem)
+        print(f"{len(exc.problems)} problem(s) in {directory}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for warning in registry.warnings:
+        print(warning)
+    print(f"{directory}: {len(registry.workflows)} workflow(s), {len(registry)} resource(s), OK")
+
+
+def cmd_workflows_simulate(args: argparse.Namespace) -> None:
+    from app.workflows.simulate import report, request_info, simulate
+
+    directory = args.dir or load_settings(WorkflowSettings).workflows_dir
+    try:
+        registry = load_workflows(directory, environment=False)
+    except WorkflowError as exc:
+        print(exc, file=sys.stderr)
+        _fail("the workflows above are invalid", 1)
+    found = registry.find(args.resource)
+    if found is None:
+        known = ", ".join(sorted(r.id for w in registry.workflows for r in w.resources))
+        _fail(f"unknown resource {args.resource!r}; known: {known}", 1)
+    workflow, resource = found
+    allowed = workflow.durations_for(resource)
+    if args.duration not in allowed:
+        choices = ", ".join(describe_duration(d) for d in allowed)
+        _fail(f"{resource.name} can be requested for: {choices}", 1)
+    info = request_info(
+        workflow,
+        resource,
+        email=args.user,
+        duration=args.duration,
+        justification=args.justification,
+        now=args.at,
+        on_call=args.on_call,
+    )
+    print(report(simulate(workflow, info), info))
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `1h`, `1h30m`, `2d`."""
+    match = DURATION.fullmatch(text.strip().lower())
+    if not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 15m, 1h or 1h30m")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accessbot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser(
         "upgrade", help="migrate the database to the latest revision"
     ).set_defaults(func=cmd_db_upgrade)
+    workflows = commands.add_parser("workflows", help="check or try out the access policy")
+    workflow_commands = workflows.add_subparsers(dest="workflows_command", required=True)
+    check = workflow_commands.add_parser(
+        "check", help="validate every workflow; exit 1 with file:line: message for each problem"
+    )
+    check.add_argument("--dir", type=Path, help="workflows directory (default: WORKFLOWS_DIR)")
+    check.set_defaults(func=cmd_workflows_check)
+    simulate = workflow_commands.add_parser(
+        "simulate", help="print what would happen to a request, touching neither Slack nor targets"
+    )
+    simulate.add_argument("--user", required=True, help="the requester's email")
+    simulate.add_argument("--resource", required=True, help="a resource id")
+    simulate.add_argument("--duration", required=True, type=parse_duration, help="e.g. 15m, 1h")
+    simulate.add_argument(
+        "--on-call", action="store_true", help="as if PagerDuty showed them on call"
+    )
+    simulate.add_argument("--at", type=parse_moment, help="the time of the request (ISO 8601)")
+    simulate.add_argument("--justification", default="simulated request")
+    simulate.add_argument("--dir", type=Path, help="workflows directory (default: WORKFLOWS_DIR)")
+    simulate.set_defaults(func=cmd_workflows_simulate)
     return parser
 
 

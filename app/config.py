@@ -33,6 +33,14 @@ class DatabaseSettings(BaseSettings):
         return value
 
 
+class WorkflowSettings(BaseSettings):
+    """What the policy commands need: `accessbot workflows check` and `simulate`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    workflows_dir: Path = Path("./workflows")
+
+
 class Settings(DatabaseSettings):
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None

@@ -18,6 +18,7 @@ from tests.support.bot import REQUESTER, Bot
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET, SlackSender
 from tests.support.wait import wait_until
+from tests.test_workflow_loader import SHIPPED_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,6 +98,7 @@ def test_serve_answers_slack_and_stops_cleanly_on_sigterm(
         "WORKFLOWS_DIR": str(REPO / "workflows"),
         "PORT": str(port),
         "HOST": "127.0.0.1",
+        **SHIPPED_ENV,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve"],
@@ -107,16 +109,22 @@ def test_serve_answers_slack_and_stops_cleanly_on_sigterm(
         text=True,
     )
     try:
-        wait_until(lambda: _healthy(port), timeout=30, what="accessbot serve to answer /healthz")
+        wait_until(
+            lambda: process.poll() is not None or _healthy(port),
+            timeout=30,
+            what="accessbot serve to answer /healthz",
+        )
+        assert process.poll() is None, process.communicate()[0]
         response = SlackSender(f"http://127.0.0.1:{port}").command(REQUESTER)
         assert response.status_code == 200
         view = fake_slack.wait_for("views.open")[0].args["view"]
-        assert view["blocks"][0]["element"]["options"][0]["value"] == "orders-db"
+        resources = view["blocks"][0]["element"]["option_groups"]
+        assert [g["label"]["text"] for g in resources] == ["admin", "databases", "production"]
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
-    assert "accessbot serving 1 resource(s)" in output
+    assert "accessbot serving 3 resource(s)" in output
 
 
 def test_db_upgrade_without_database_url_runs_an_embedded_postgresql(tmp_path: Path) -> None:

@@ -49,10 +49,33 @@ def test_the_minimal_form_from_the_docs_loads(tmp_path: Path) -> None:
     assert workflow.auto_approve is not None and workflow.auto_approve.escalation_level == 1
 
 
-def test_the_shipped_example_workflows_load_as_they_are() -> None:
+SHIPPED_ENV = {
+    "ACCESS_WEBHOOK_SECRET": "s3cret",
+    "ORDERS_DB_ADMIN_URL": "postgresql://admin@db.internal/orders",
+}
+
+
+def test_the_shipped_example_workflows_load_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SHIPPED_ENV.items():
+        monkeypatch.setenv(name, value)
+
     registry = load_workflows(REPO / "workflows")
 
-    assert len(registry) >= 1
+    assert {w.name for w in registry.workflows} == {"production", "databases", "admin"}
+    assert registry.warnings == []
+
+
+def test_secrets_missing_from_the_environment_are_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SHIPPED_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+    with pytest.raises(WorkflowError) as caught:
+        load_workflows(REPO / "workflows")
+
+    messages = [p.message for p in caught.value.problems]
+    assert messages.count("environment variable ORDERS_DB_ADMIN_URL is not set") == 2
+    assert messages.count("environment variable ACCESS_WEBHOOK_SECRET is not set") == 1
+    assert len(load_workflows(REPO / "workflows", environment=False)) == 3
 
 
 def test_test_files_and_private_modules_are_not_workflows(tmp_path: Path) -> None:
@@ -126,7 +149,10 @@ def test_policy_mistakes_are_each_reported(tmp_path: Path) -> None:
         f"{path}:4: approvers_channel '#approvals' is not a Slack channel id (like C0123ABCD)"
         in found
     )
-    assert f"{path}:4: approver 'bob' is not a Slack user id (like U0123ABCD)" in found
+    assert (
+        f"{path}:4: approver 'bob' is not a Slack user id (U0123ABCD), an email or a user group "
+        "id (S0123ABCD)" in found
+    )
     assert f"{path}:4: duration -1 day, 23:45:00 is not positive" in found
     assert any(p.startswith(f"{path}:10: resource id 'orders db' must be") for p in found)
     assert f"{path}:10: resource name must be a non-empty string" in found

@@ -1,7 +1,7 @@
-"""Production access: read-only database access for incident responders and engineers.
+"""Production support: the customer-data console, granted through its own access webhook.
 
-Approvers decide in #access-approvals; whoever PagerDuty shows on call (level 1) is granted at
-once. Replace the channel, approver ids and webhook URL with your own.
+Whoever PagerDuty shows on call (level 1) is granted at once; anyone else asks the approvers
+in #access-approvals. Replace the channel, approver ids and URL with your own.
 """
 
 from datetime import timedelta
@@ -13,11 +13,11 @@ workflow = Workflow(
     approvers_channel="C0123APPROVERS",
     approvers=["U0AAA", "U0BBB"],
     durations=[timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4)],
-    auto_approve=OnCall(escalation_level=1),
+    auto_approve=OnCall(escalation_level=1, max_auto_approvals=10, interval=timedelta(days=1)),
     resources=[
         Resource(
-            id="orders-db",
-            name="Orders DB (read-only)",
+            id="support-console",
+            name="Support console (customer data)",
             grant=Webhook(url="https://hooks.internal/access", secret=Env("ACCESS_WEBHOOK_SECRET")),
         ),
     ],

@@ -126,6 +126,10 @@ class PostgresRole:
         login = self.login if isinstance(self.login, str) else f"{_callable_name(self.login)}(user)"
         return f"PostgreSQL: GRANT {self.role} TO {login} (connection from ${self.dsn_env})"
 
+    def required_env(self) -> list[str]:
+        """Environment variables this strategy reads when it runs."""
+        return [self.dsn_env]
+
     def problems(self) -> list[str]:
         problems = []
         if not self.role or "\x00" in self.role:
@@ -139,9 +143,7 @@ class PostgresRole:
         if not self.timeout > 0:
             problems.append(f"timeout must be positive, not {self.timeout!r}")
         dsn = os.environ.get(self.dsn_env)
-        if dsn is None:
-            problems.append(f"environment variable {self.dsn_env} is not set")
-        else:
+        if dsn is not None:  # whether it is set at all: required_env(), checked by the policy
             try:
                 conninfo_to_dict(_normalize(dsn))
             except psycopg.Error:

@@ -16,7 +16,8 @@ def function_name(fn: object) -> str:
     return str(name) if name else type(fn).__name__
 
 
-def _signature_problem(what: str, fn: object) -> str | None:
+def signature_problem(what: str, fn: object, argument: str = "the GrantContext") -> str | None:
+    """Why `fn` cannot be called with one argument, or None when it can."""
     if not callable(fn):
         return f"{what} is not callable (got {type(fn).__name__})"
     if inspect.iscoroutinefunction(fn):
@@ -29,7 +30,7 @@ def _signature_problem(what: str, fn: object) -> str | None:
         signature.bind(None)
     except TypeError:
         parameters = signature.replace(return_annotation=inspect.Signature.empty)
-        return f"{what} {function_name(fn)}{parameters} must accept one argument (the GrantContext)"
+        return f"{what} {function_name(fn)}{parameters} must accept one argument ({argument})"
     return None
 
 
@@ -67,8 +68,8 @@ class Python:
 
     def problems(self) -> list[str]:
         found = [
-            _signature_problem("grant", self.grant_fn),
-            _signature_problem("revoke", self.revoke_fn),
+            signature_problem("grant", self.grant_fn),
+            signature_problem("revoke", self.revoke_fn),
         ]
         return [problem for problem in found if problem]
 

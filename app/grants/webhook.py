@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from app.grants.base import GrantContext, GrantError, Retry, Secret, resolve_secret
+from app.grants.base import Env, GrantContext, GrantError, Retry, Secret, resolve_secret
 
 TIMESTAMP_HEADER = "X-Accessbot-Timestamp"
 SIGNATURE_HEADER = "X-Accessbot-Signature"
@@ -49,6 +49,26 @@ class Webhook:
 
     def describe(self) -> str:
         return f"webhook POST {self.url}"
+
+    def required_env(self) -> list[str]:
+        return [self.secret.name] if isinstance(self.secret, Env) else []
+
+    def problems(self) -> list[str]:
+        found = []
+        if not isinstance(self.url, str) or not self.url.startswith(("https://", "http://")):
+            found.append(f"webhook url {self.url!r} must start with https://")
+        if not isinstance(self.secret, Env | str) or not self.secret:
+            found.append('webhook secret must be Env("NAME") or a non-empty string')
+        if not isinstance(self.timeout, int | float) or self.timeout <= 0:
+            found.append(
+                f"webhook timeout must be a positive number of seconds (got {self.timeout!r})"
+            )
+        return found
+
+    def warnings(self) -> list[str]:
+        if isinstance(self.secret, str):
+            return ['the webhook secret is written in the workflow file; prefer Env("NAME")']
+        return []
 
     def _post(self, ctx: GrantContext) -> None:
         body = json.dumps(payload(ctx), separators=(",", ":")).encode()

@@ -4,9 +4,11 @@ from app.grants.base import Env, GrantContext, GrantError, GrantUser, Retry
 from app.grants.postgres_role import PostgresRole
 from app.grants.python import Python
 from app.grants.webhook import Webhook
-from app.workflows.model import OnCall, Resource, Workflow
+from app.workflows.model import AccessRequestInfo, Decision, OnCall, Requester, Resource, Workflow
 
 __all__ = [
+    "AccessRequestInfo",
+    "Decision",
     "Env",
     "GrantContext",
     "GrantError",
@@ -14,6 +16,7 @@ __all__ = [
     "OnCall",
     "PostgresRole",
     "Python",
+    "Requester",
     "Resource",
     "Retry",
     "Webhook",

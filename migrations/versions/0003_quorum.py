@@ -28,7 +28,10 @@ def upgrade() -> None:
         sa.Column("request_id", sa.Uuid(), nullable=False),
         sa.Column("approver_slack_id", sa.String(length=64), nullable=False),
         sa.Column(
-            "approved_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "approved_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.ForeignKeyConstraint(
             ["request_id"],

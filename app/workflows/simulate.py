@@ -1,0 +1,121 @@
+"""What would happen to a request, computed from the policy alone: no Slack, no grant target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from app.core.durations import describe_duration
+from app.core.routing import OnCallCheck, decide_route
+from app.oncall import OnCallEvidence, OnCallResult
+from app.workflows.model import AccessRequestInfo, Requester, Resource, Workflow
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Literal["approve", "deny", "route"]
+    reason: str | None
+    via: str | None
+    workflow: Workflow
+    resource: Resource
+    approvers: list[str]  # as written: user ids, emails, user groups; empty: channel members
+    required_approvals: int
+
+    @property
+    def approved(self) -> bool:
+        return self.action == "approve"
+
+    @property
+    def denied(self) -> bool:
+        return self.action == "deny"
+
+    @property
+    def routed(self) -> bool:
+        return self.action == "route"
+
+    def describe(self) -> str:
+        if self.action == "approve":
+            how = "on call" if self.via == "on_call" else "by the workflow's on_request hook"
+            return f"approve at once ({how})"
+        if self.action == "deny":
+            return "deny at once (the workflow's on_request hook)"
+        who = ", ".join(self.approvers) or f"members of {self.workflow.approvers_channel}"
+        needs = self.required_approvals
+        return (
+            f"send to the approvers in {self.workflow.approvers_channel}; needs {needs} "
+            f"approval{'s' if needs > 1 else ''} from {who}"
+        )
+
+
+def simulated_on_call(on_call: bool, rule_level: int = 1) -> OnCallResult:
+    if not on_call:
+        return OnCallResult(False, "not on call (simulated)")
+    evidence = OnCallEvidence(
+        "PSIMULATED", "simulated escalation policy", rule_level, None, None, None, None
+    )
+    return OnCallResult(True, "on call (simulated)", (evidence,))
+
+
+def request_info(
+    workflow: Workflow,
+    resource: Resource,
+    *,
+    email: str | None,
+    slack_id: str = "U0SIMULATED",
+    name: str | None = None,
+    duration: timedelta | None = None,
+    justification: str = "simulated request",
+    now: datetime | None = None,
+    on_call: bool | OnCallResult | None = None,
+) -> AccessRequestInfo:
+    if isinstance(on_call, bool):
+        level = workflow.auto_approve.escalation_level if workflow.auto_approve else 1
+        on_call = simulated_on_call(on_call, level)
+    return AccessRequestInfo(
+        workflow=workflow.name,
+        resource=resource,
+        requester=Requester(slack_id, email, name),
+        duration=duration or workflow.durations_for(resource)[0],
+        justification=justification,
+        now=now or datetime.now(UTC),
+        on_call=on_call if workflow.auto_approve is not None else None,
+    )
+
+
+def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
+    if workflow.auto_approve is None:
+        check = OnCallCheck(None, None)
+    elif info.on_call is None:
+        check = OnCallCheck(None, "On-call status unknown (not simulated).")
+    else:
+        check = OnCallCheck(info.on_call, None)
+    route = decide_route(workflow, info, check)
+    return Outcome(
+        action=route.action,
+        reason=route.reason,
+        via=route.via,
+        workflow=workflow,
+        resource=info.resource,
+        approvers=workflow.approvers_for(info.resource),
+        required_approvals=workflow.required_approvals_for(info.resource),
+    )
+
+
+def report(outcome: Outcome, info: AccessRequestInfo) -> str:
+    resource = outcome.resource
+    on_call = "not asked (no OnCall rule)"
+    if info.on_call is not None:
+        on_call = "yes" if info.on_call.on_call else "no"
+    lines = [
+        f"request:  {info.requester.email or info.requester.slack_id} asks for {resource.name} "
+        f"({resource.id}) for {describe_duration(info.duration)}",
+        f"workflow: {outcome.workflow.name} ({outcome.workflow.location})",
+        f"on call:  {on_call}",
+        f"decision: {outcome.describe()}",
+    ]
+    if outcome.reason:
+        lines.append(f"why:      {outcome.reason}")
+    if outcome.action != "deny":
+        lines.append(f"grant:    {resource.grant.describe()}")
+    return "\n".join(lines)
