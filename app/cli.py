@@ -1,4 +1,5 @@
-"""The `accessbot` command."""
+"""accessbot: just-in-time access from Slack. `accessbot serve` runs the bot; the other
+commands migrate the database, check and try out the policy, and inspect grants and audit."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import NoReturn
 
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.admin.cli import register as register_admin
 from app.config import (
     DatabaseSettings,
     S,
@@ -192,6 +195,16 @@ def parse_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _admin_sessions() -> sessionmaker[Session]:
+    """The database for the admin commands: DATABASE_URL, or the embedded server, migrated."""
+    from app.db.migrate import upgrade
+    from app.db.session import make_engine, make_session_factory
+
+    url = _database_url(_settings(DatabaseSettings))
+    upgrade(url)
+    return make_session_factory(make_engine(url, pool_size=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accessbot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser(
         "upgrade", help="migrate the database to the latest revision"
     ).set_defaults(func=cmd_db_upgrade)
+    register_admin(commands, database=_admin_sessions)
     workflows = commands.add_parser("workflows", help="check or try out the access policy")
     workflow_commands = workflows.add_subparsers(dest="workflows_command", required=True)
     check = workflow_commands.add_parser(

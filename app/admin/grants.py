@@ -1,0 +1,166 @@
+"""`accessbot grants list`: who holds (or held) which access, newest first."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.orm import Session
+
+from app.admin import iso_z
+from app.core.models import AccessRequest, Grant, GrantState
+
+# Access may still be live in these states: REVOKING means the revoke call has not succeeded yet.
+LIVE_STATES = (GrantState.ACTIVE, GrantState.REVOKING)
+
+HEADERS = ("REQUEST", "RESOURCE", "USER", "STATE", "GRANTED", "EXPIRES", "LEFT", "APPROVED BY")
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    request_id: str
+    grant_id: str
+    resource: str
+    workflow: str
+    user_email: str | None
+    user_slack_id: str
+    state: GrantState
+    granted_at: datetime | None
+    expires_at: datetime | None
+    ended_at: datetime | None
+    approved_by: str | None  # the request's decided_by
+
+
+def list_grants(
+    session: Session,
+    *,
+    active_only: bool = False,
+    user_email: str | None = None,
+    limit: int | None = None,
+) -> list[GrantRow]:
+    """Grants with their requests, newest first. `active_only` keeps ACTIVE and REVOKING."""
+    query = _grants_query()
+    if active_only:
+        query = query.where(Grant.state.in_([state.value for state in LIVE_STATES]))
+    if user_email is not None:
+        query = query.where(func.lower(AccessRequest.requester_email) == user_email.lower())
+    if limit is not None:
+        query = query.limit(limit)
+    return [_to_row(row) for row in session.execute(query)]
+
+
+def _grants_query() -> Select[Any]:
+    return (
+        select(
+            AccessRequest.id.label("request_id"),
+            Grant.id.label("grant_id"),
+            AccessRequest.resource_id,
+            AccessRequest.workflow,
+            AccessRequest.requester_email,
+            AccessRequest.requester_slack_id,
+            Grant.state,
+            Grant.granted_at,
+            Grant.expires_at,
+            Grant.ended_at,
+            AccessRequest.decided_by,
+        )
+        .join(AccessRequest, Grant.request_id == AccessRequest.id)
+        .order_by(Grant.created_at.desc(), Grant.id.desc())
+    )
+
+
+def _to_row(row: Row[Any]) -> GrantRow:
+    return GrantRow(
+        request_id=str(row.request_id),
+        grant_id=str(row.grant_id),
+        resource=row.resource_id,
+        workflow=row.workflow,
+        user_email=row.requester_email,
+        user_slack_id=row.requester_slack_id,
+        state=GrantState(row.state),
+        granted_at=_utc(row.granted_at),
+        expires_at=_utc(row.expires_at),
+        ended_at=_utc(row.ended_at),
+        approved_by=row.decided_by,
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
+# -- table ---------------------------------------------------------------------------------
+
+
+def format_table(rows: Sequence[GrantRow], *, now: datetime) -> str:
+    """A fixed-width table, one grant a line, then "N grant(s)"; "no grants" when empty."""
+    if not rows:
+        return "no grants"
+    cells = [HEADERS, *(_cells(row, now) for row in rows)]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(HEADERS))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    ]
+    lines.append(f"{len(rows)} grant{'' if len(rows) == 1 else 's'}")
+    return "\n".join(lines)
+
+
+def _cells(row: GrantRow, now: datetime) -> tuple[str, ...]:
+    return (
+        row.request_id[:8],
+        row.resource,
+        row.user_email or row.user_slack_id,
+        row.state.value,
+        _minute(row.granted_at),
+        _minute(row.expires_at),
+        time_left(row, now=now),
+        row.approved_by or "-",
+    )
+
+
+def _minute(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def time_left(row: GrantRow, *, now: datetime) -> str:
+    """`14m`, `2h05m`, `1d03h` for an ACTIVE grant; `<1m`; `overdue` once past expires_at
+    (the sweeper has not moved it to REVOKING yet); `-` for every other state."""
+    if row.state is not GrantState.ACTIVE or row.expires_at is None:
+        return "-"
+    seconds = int((row.expires_at - now).total_seconds())
+    if seconds <= 0:
+        return "overdue"
+    if seconds < 60:
+        return "<1m"
+    hours, minutes = divmod(seconds // 60, 60)
+    if hours == 0:
+        return f"{minutes}m"
+    days, hours = divmod(hours, 24)
+    return f"{hours}h{minutes:02d}m" if days == 0 else f"{days}d{hours:02d}h"
+
+
+# -- JSON ----------------------------------------------------------------------------------
+
+
+def rows_to_json(rows: Sequence[GrantRow]) -> str:
+    """A JSON array; timestamps are ISO 8601 UTC ending with "Z", or null."""
+    return json.dumps([_to_json(row) for row in rows], indent=2)
+
+
+def _to_json(row: GrantRow) -> dict[str, Any]:
+    return {
+        "request_id": row.request_id,
+        "grant_id": row.grant_id,
+        "resource": row.resource,
+        "workflow": row.workflow,
+        "user": {"email": row.user_email, "slack_id": row.user_slack_id},
+        "state": row.state.value,
+        "granted_at": iso_z(row.granted_at),
+        "expires_at": iso_z(row.expires_at),
+        "ended_at": iso_z(row.ended_at),
+        "approved_by": row.approved_by,
+    }
