@@ -320,3 +320,37 @@ def test_describe_and_retry() -> None:
     )
     assert strategy("r").retry == Retry()
     assert strategy("r", retry=Retry(attempts=2)).retry.attempts == 2
+
+
+def test_through_the_bot_a_login_reads_while_granted_and_not_after_expiry(
+    cluster: Cluster, bot_factory, fake_slack, webhook
+) -> None:
+    """The whole loop with a real database target: request, approve, read, expire, denied."""
+    from app.core.models import GrantState
+    from app.slack.ids import Ids
+    from app.workflows import Resource, Workflow
+    from tests.support.bot import APPROVER, APPROVERS_CHANNEL, REQUESTER
+    from tests.support.wait import wait_until
+
+    fake_slack.add_user(REQUESTER, f"{cluster.login}@example.com", "Alice")
+    workflow = Workflow(
+        name="databases",
+        approvers_channel=APPROVERS_CHANNEL,
+        approvers=[APPROVER],
+        durations=[timedelta(seconds=2)],
+        resources=[
+            Resource(
+                id="orders-db-readonly", name="Orders DB (read-only)", grant=strategy(cluster.group)
+            )
+        ],
+    )
+    bot = bot_factory(workflows=[workflow])
+    assert cluster.select_as(cluster.login) == "denied"
+    request, _ = bot.request_access(resource="orders-db-readonly", duration=timedelta(seconds=2))
+
+    bot.click(APPROVER, Ids.APPROVE, request)
+
+    wait_until(lambda: bot.grants() and bot.grants()[0].state == GrantState.ACTIVE, what="grant")
+    assert cluster.select_as(cluster.login) == "ok"
+    wait_until(lambda: bot.grants()[0].state == GrantState.REVOKED, what="revocation at expiry")
+    assert cluster.select_as(cluster.login) == "denied"
