@@ -56,6 +56,8 @@ class Settings(DatabaseSettings):
     pagerduty_oncall_cache_seconds: float = Field(default=30.0, ge=0, le=60)
 
     approvers_cache_seconds: float = Field(default=30.0, ge=0, le=600)
+    reminder_minutes: float = Field(default=10.0, gt=0)
+    reminder_min_grant_minutes: float = Field(default=30.0, ge=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     worker_threads: int = Field(default=16, ge=2)
     log_level: str = "INFO"

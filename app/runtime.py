@@ -71,9 +71,17 @@ class Runtime:
     oncall: PagerDutyOnCall | None
     _started: bool = field(default=False, init=False)
 
+    def sweep(self) -> int:
+        """Everything that is due: grants to retry or revoke, requests to expire, reminders."""
+        return (
+            self.lifecycle.process_due()
+            + self.requests.expire_pending()
+            + self.lifecycle.send_reminders()
+        )
+
     def start(self) -> None:
         """Start the scheduler; its first sweep revokes whatever expired while we were down."""
-        self.scheduler.start(self.lifecycle)
+        self.scheduler.start(self.sweep)
         self._started = True
 
     def stop(self) -> None:
@@ -107,6 +115,8 @@ def build_runtime(
         clock=clock,
         wakeups=scheduler,
         hooks=hooks,
+        reminder=timedelta(minutes=settings.reminder_minutes),
+        reminder_min_grant=timedelta(minutes=settings.reminder_min_grant_minutes),
     )
     directory = SlackDirectory(slack)
     requests = AccessRequests(
@@ -119,6 +129,7 @@ def build_runtime(
         notifier=notifier,
         lifecycle=lifecycle,
         hooks=hooks,
+        wakeups=scheduler,
         router=Router(oncall=oncall, sessions=sessions, clock=clock),
         clock=clock,
     )

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
-
-from app.core.lifecycle import GrantLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +24,12 @@ class GrantScheduler:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-        self._lifecycle: GrantLifecycle | None = None
+        self._sweep_once: Callable[[], int] | None = None
         self._lock = threading.Lock()
 
-    def start(self, lifecycle: GrantLifecycle) -> None:
+    def start(self, sweep: Callable[[], int]) -> None:
         """Sweep at once (whatever came due while we were down), then every `sweep_interval`."""
-        self._lifecycle = lifecycle
+        self._sweep_once = sweep
         self._scheduler.add_job(
             self._sweep,
             "interval",
@@ -55,10 +54,10 @@ class GrantScheduler:
         )
 
     def _sweep(self) -> None:
-        assert self._lifecycle is not None
+        assert self._sweep_once is not None
         # One sweep at a time in this process; other processes are kept apart by row locks.
         # A failing sweep (database down) is logged by APScheduler; the next one tries again.
         with self._lock:
-            handled = self._lifecycle.process_due()
+            handled = self._sweep_once()
         if handled:
-            log.info("sweep handled %d grant(s)", handled)
+            log.info("sweep handled %d item(s)", handled)

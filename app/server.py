@@ -47,6 +47,7 @@ class HttpServer:
     def __init__(self, app: AccessbotWsgi, *, host: str, port: int, threads: int) -> None:
         self._server = create_server(app, host=host, port=port, threads=threads, ident="accessbot")
         self._stopping = threading.Event()
+        self._closing = threading.Lock()  # stop() must not pull a trigger that run() closed
 
     @property
     def port(self) -> int:
@@ -59,15 +60,18 @@ class HttpServer:
             while not self._stopping.is_set():
                 self._server.asyncore.loop(timeout=0.5, map=channels, count=1)
         finally:
-            for channel in list(channels.values()):  # listener, trigger, keep-alive connections
-                channel.close()
+            with self._closing:
+                self._stopping.set()
+                for channel in list(channels.values()):  # listener, trigger, connections
+                    channel.close()
             self._server.task_dispatcher.shutdown()
 
     def stop(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._server.trigger.pull_trigger()  # wake the loop so it sees the flag
+        with self._closing:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+            self._server.trigger.pull_trigger()  # wake the loop so it sees the flag
 
 
 def make_server(app: AccessbotWsgi, *, host: str, port: int, threads: int = 8) -> HttpServer:

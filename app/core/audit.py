@@ -15,6 +15,13 @@ SYSTEM_ACTOR = "accessbot"
 
 class Event(StrEnum):
     REQUESTED = "requested"
+    EXTENSION_REQUESTED = "extension_requested"
+    CANCELLED = "cancelled"
+    REQUEST_EXPIRED = "request_expired"
+    EXTENDED = "extended"
+    EXTEND_FAILED = "extend_failed"
+    REVOKE_REQUESTED = "revoke_requested"
+    REMINDED = "reminded"
     ROUTED = "routed_to_approvers"
     APPROVAL_RECORDED = "approval_recorded"
     HOOK_FAILED = "hook_failed"

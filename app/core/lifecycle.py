@@ -11,15 +11,17 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
 from app.core.audit import SYSTEM_ACTOR, Event
+from app.core.durations import describe_duration
+from app.core.errors import NotAllowed
 from app.core.hooks import AfterHook, AfterHooks
-from app.core.models import Grant, GrantState
+from app.core.models import AccessRequest, Grant, GrantState
 from app.core.ports import Clock, Notifier, Wakeups
 from app.core.views import RequestView
 from app.grants.base import GrantContext, GrantError, GrantStrategy, GrantUser, Retry
@@ -50,8 +52,12 @@ class GrantLifecycle:
         clock: Clock,
         wakeups: Wakeups,
         hooks: AfterHooks,
+        reminder: timedelta = timedelta(minutes=10),
+        reminder_min_grant: timedelta = timedelta(minutes=30),
     ) -> None:
         self.hooks = hooks
+        self.reminder = reminder
+        self.reminder_min_grant = reminder_min_grant
         self.sessions = sessions
         self.registry = registry
         self.notifier = notifier
@@ -112,6 +118,142 @@ class GrantLifecycle:
                     outcome = self._attempt_revoke(session, grant)
             self._after(outcome)
         return len(handled)
+
+    # -- early revocation, extension, reminders ---------------------------------------------------
+
+    def revoke_now(self, grant_id: uuid.UUID, *, actor: str, reason: str | None) -> RequestView:
+        """Revoke at once through the strategy (a person gave it back, or took it away).
+
+        Waits for the row lock rather than skipping it: whoever clicked is waiting too. If the
+        revoke call fails, the grant stays due and the sweeper goes on retrying it.
+        """
+        with self.sessions.begin() as session:
+            grant = session.scalars(
+                select(Grant).where(Grant.id == grant_id).with_for_update(of=Grant)
+            ).one()
+            if grant.state != GrantState.ACTIVE:
+                raise NotAllowed(
+                    f"This access is {grant.state} already; there is nothing to revoke."
+                )
+            grant.state = GrantState.REVOKING
+            grant.end_reason = "revoked"
+            grant.ended_by = actor
+            audit.record(
+                session,
+                Event.REVOKE_REQUESTED,
+                actor=actor,
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                reason=reason,
+            )
+            outcome = self._attempt_revoke(session, grant)
+        self._after(outcome)
+        return outcome.view
+
+    def extend(self, grant_id: uuid.UUID, extension_id: uuid.UUID) -> None:
+        """Carry out an approved extension: the strategy is told the new expiry, then it holds."""
+        with self.sessions.begin() as session:
+            grant = session.scalars(
+                select(Grant).where(Grant.id == grant_id).with_for_update(of=Grant)
+            ).one()
+            extension = session.get_one(AccessRequest, extension_id)
+            name, strategy = self._strategy(grant)
+            why = self._cannot_extend(grant, extension)
+            if why is None:
+                assert grant.expires_at is not None and strategy is not None
+                new_expiry = grant.expires_at + extension.duration
+                try:
+                    strategy.grant(self._context(grant, "grant", new_expiry))
+                except GrantError as exc:
+                    why = f"the grant target refused the new expiry: {exc}"
+            if why is not None:
+                audit.record(
+                    session,
+                    Event.EXTEND_FAILED,
+                    actor=SYSTEM_ACTOR,
+                    request_id=extension.id,
+                    grant_id=grant.id,
+                    error=why,
+                )
+                outcome = (RequestView.of(grant.request, name), RequestView.of(extension, name))
+            else:
+                grant.expires_at = new_expiry
+                grant.reminded_at = None
+                audit.record(
+                    session,
+                    Event.EXTENDED,
+                    actor=SYSTEM_ACTOR,
+                    request_id=grant.request_id,
+                    grant_id=grant.id,
+                    extension_request_id=str(extension.id),
+                    expires_at=_iso(new_expiry),
+                )
+                session.flush()
+                outcome = (RequestView.of(grant.request, name), RequestView.of(extension, name))
+        view, extension_view = outcome
+        if why is not None:
+            self.notifier.extension_failed(view, extension_view, why)
+            return
+        assert view.expires_at is not None
+        self._wake_for(view.expires_at, view.granted_at)
+        self.notifier.grant_extended(view, extension_view)
+
+    def _cannot_extend(self, grant: Grant, extension: AccessRequest) -> str | None:
+        if grant.state != GrantState.ACTIVE or grant.expires_at is None:
+            return f"the access is {grant.state}, no longer active"
+        found = self.registry.find(grant.request.resource_id)
+        if found is None:
+            return "the resource is no longer in the workflows"
+        workflow, resource = found
+        limit = workflow.max_duration_for(resource)
+        assert grant.granted_at is not None
+        total = grant.expires_at + extension.duration - grant.granted_at
+        if limit is not None and total > limit:
+            return (
+                f"it would last {describe_duration(total)} in all, more than the policy's "
+                f"maximum of {describe_duration(limit)}"
+            )
+        return None
+
+    def send_reminders(self) -> int:
+        """DM everyone whose access ends within `reminder` (grants of `reminder_min_grant`+)."""
+        sent = 0
+        while True:
+            now = self.clock()
+            with self.sessions.begin() as session:
+                grant = session.scalars(
+                    select(Grant)
+                    .where(
+                        Grant.state == GrantState.ACTIVE,
+                        Grant.reminded_at.is_(None),
+                        Grant.expires_at <= now + self.reminder,
+                        Grant.expires_at > now,
+                        Grant.expires_at - Grant.granted_at >= self.reminder_min_grant,
+                    )
+                    .limit(1)
+                    .with_for_update(of=Grant, skip_locked=True)
+                ).first()
+                if grant is None:
+                    return sent
+                grant.reminded_at = now
+                audit.record(
+                    session,
+                    Event.REMINDED,
+                    actor=SYSTEM_ACTOR,
+                    request_id=grant.request_id,
+                    grant_id=grant.id,
+                    expires_at=_iso(grant.expires_at),
+                )
+                name, _ = self._strategy(grant)
+                session.flush()
+                view = RequestView.of(grant.request, name)
+            self.notifier.expiry_reminder(view)
+            sent += 1
+
+    def _wake_for(self, expires_at: datetime, granted_at: datetime | None) -> None:
+        self.wakeups.wake_at(expires_at)
+        if granted_at is not None and expires_at - granted_at >= self.reminder_min_grant:
+            self.wakeups.wake_at(expires_at - self.reminder)
 
     # -- attempts (inside the claiming transaction) ------------------------------------------
 
@@ -258,7 +400,10 @@ class GrantLifecycle:
         if outcome is None:
             return
         if outcome.wake_at is not None:
-            self.wakeups.wake_at(outcome.wake_at)
+            if outcome.view.grant_state == GrantState.ACTIVE:
+                self._wake_for(outcome.wake_at, outcome.view.granted_at)
+            else:
+                self.wakeups.wake_at(outcome.wake_at)
         if outcome.notify is not None:
             outcome.notify(outcome.view)
         if outcome.hook is not None:

@@ -18,8 +18,13 @@ class RequestState(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     DENIED = "denied"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
+    CANCELLED = "cancelled"  # withdrawn by the requester
+    EXPIRED = "expired"  # nobody decided within the workflow's request_ttl
+
+
+class RequestKind(StrEnum):
+    ACCESS = "access"
+    EXTENSION = "extension"  # more time on an active grant (extends_grant_id)
 
 
 class GrantState(StrEnum):
@@ -49,16 +54,24 @@ class AccessRequest(Base):
     auto_approved: Mapped[bool] = mapped_column(default=False, server_default="false")
     required_approvals: Mapped[int] = mapped_column(default=1, server_default="1")
     decided_via: Mapped[str | None] = mapped_column(String(20))  # on_call, policy; None: people
+    kind: Mapped[RequestKind] = mapped_column(String(20), default=RequestKind.ACCESS)
+    extends_grant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("grants.id", use_alter=True)  # grants also points here: a cycle
+    )
+    pending_until: Mapped[datetime | None]  # expires undecided after this
     approvers_channel: Mapped[str] = mapped_column(String(64))
     approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
 
-    grant: Mapped[Grant | None] = relationship(back_populates="request", lazy="selectin")
+    grant: Mapped[Grant | None] = relationship(
+        back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"
+    )
     approvals: Mapped[list[Approval]] = relationship(
         lazy="selectin", order_by="Approval.approved_at"
     )
 
     __table_args__ = (
         Index("ix_access_requests_requester", "requester_slack_id", "created_at"),
+        Index("ix_access_requests_state_pending_until", "state", "pending_until"),
         Index(
             "ix_access_requests_auto_approved",
             "requester_slack_id",
@@ -96,7 +109,11 @@ class Grant(Base):
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    request: Mapped[AccessRequest] = relationship(back_populates="grant", lazy="joined")
+    reminded_at: Mapped[datetime | None]  # the "expires soon" DM went out
+
+    request: Mapped[AccessRequest] = relationship(
+        back_populates="grant", lazy="joined", innerjoin=True, foreign_keys=[request_id]
+    )
 
     __table_args__ = (
         Index("ix_grants_state_expires_at", "state", "expires_at"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -16,15 +17,37 @@ from app.core.durations import describe_duration
 from app.core.errors import AlreadyDecided, InvalidRequest, NotAllowed, RequestNotFound
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
-from app.core.models import AccessRequest, Approval, Grant, GrantState, RequestState
-from app.core.ports import Clock, Directory, DirectoryError, Notifier, Person
+from app.core.models import (
+    AccessRequest,
+    Approval,
+    Grant,
+    GrantState,
+    RequestKind,
+    RequestState,
+)
+from app.core.ports import Clock, Directory, DirectoryError, Notifier, Person, Wakeups
 from app.core.routing import Route, Router
 from app.core.views import RequestView
 from app.workflows.loader import Registry
+from app.workflows.model import Resource, Workflow
 
 log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 3000
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What an approval sets going once its transaction has committed."""
+
+    provision: uuid.UUID | None = None  # a new grant
+    extend: tuple[uuid.UUID, uuid.UUID] | None = None  # (grant, the extension request)
+
+    def run(self, lifecycle: GrantLifecycle) -> None:
+        if self.provision is not None:
+            lifecycle.provision(self.provision)
+        if self.extend is not None:
+            lifecycle.extend(*self.extend)
 
 
 class AccessRequests:
@@ -39,8 +62,10 @@ class AccessRequests:
         lifecycle: GrantLifecycle,
         router: Router,
         hooks: AfterHooks,
+        wakeups: Wakeups,
         clock: Clock,
     ) -> None:
+        self.wakeups = wakeups
         self.sessions = sessions
         self.registry = registry
         self.directory = directory
@@ -94,8 +119,20 @@ class AccessRequests:
         found = self.registry.find(resource_id)
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None
+        person = self.directory.person(requester_id)
+        return self._create(found, person, duration, justification.strip())
+
+    def _create(
+        self,
+        found: tuple[Workflow, Resource],
+        person: Person,
+        duration: timedelta,
+        justification: str,
+        extends: Grant | None = None,
+    ) -> RequestView:
+        """Store a new request, route it (after Slack's ack), and tell everyone."""
         workflow, resource = found
-        person: Person = self.directory.person(requester_id)
+        now = self.clock()
         with self.sessions.begin() as session:
             request = AccessRequest(
                 id=uuid.uuid4(),
@@ -104,38 +141,45 @@ class AccessRequests:
                 requester_slack_id=person.slack_id,
                 requester_email=person.email,
                 requester_name=person.name,
-                justification=justification.strip(),
+                justification=justification,
                 duration=duration,
                 state=RequestState.PENDING,
-                created_at=self.clock(),
+                created_at=now,
                 approvers_channel=workflow.approvers_channel,
                 required_approvals=workflow.required_approvals_for(resource),
+                kind=RequestKind.EXTENSION if extends else RequestKind.ACCESS,
+                extends_grant_id=extends.id if extends else None,
+                pending_until=now + workflow.request_ttl,
             )
             session.add(request)
             audit.record(
                 session,
-                Event.REQUESTED,
+                Event.EXTENSION_REQUESTED if extends else Event.REQUESTED,
                 actor=person.slack_id,
                 request_id=request.id,
+                grant_id=extends.id if extends else None,
                 workflow=workflow.name,
                 resource=resource.id,
                 duration_seconds=int(duration.total_seconds()),
-                justification=request.justification,
+                justification=justification,
             )
             request_id = request.id
+            pending_until = request.pending_until
         # The on-call check and the workflow's hook: never on Slack's 3-second path.
         route = self.router.route(
             workflow,
             resource,
             person,
             duration=duration,
-            justification=justification.strip(),
+            justification=justification,
             request_id=str(request_id),
+            extension=extends is not None,
         )
-        grant_id = self._record_route(request_id, route)
+        follow_up = self._record_route(request_id, route)
         view = self.view(request_id)
         if route.action == "route":
             message = self.notifier.request_submitted(view)
+            self.wakeups.wake_at(pending_until)
         else:
             message = self.notifier.request_auto_decided(view)
         if message is not None:
@@ -145,14 +189,13 @@ class AccessRequests:
                 stored.approvers_channel = message.channel
         if route.action == "deny":
             self.hooks.run("after_deny", self.view(request_id))
-        if grant_id is not None:
-            self.lifecycle.provision(grant_id)
+        follow_up.run(self.lifecycle)
         return self.view(request_id)
 
-    def _record_route(self, request_id: uuid.UUID, route: Route) -> uuid.UUID | None:
-        """Store what routing decided. Returns the grant to carry out, if it approved."""
+    def _record_route(self, request_id: uuid.UUID, route: Route) -> FollowUp:
+        """Store what routing decided; what to carry out once it is committed."""
         if route.action == "route" and route.reason is None:
-            return None
+            return FollowUp()
         with self.sessions.begin() as session:
             request = session.get_one(AccessRequest, request_id, with_for_update=True)
             request.decision_note = route.reason
@@ -165,31 +208,50 @@ class AccessRequests:
                     reason=route.reason,
                     **route.evidence,
                 )
-                return None
-            now = self.clock()
-            request.state = (
-                RequestState.APPROVED if route.action == "approve" else RequestState.DENIED
-            )
+                return FollowUp()
             request.auto_approved = route.action == "approve"
             request.decided_via = route.via
-            request.decided_at = now
-            request.decided_by = SYSTEM_ACTOR
-            audit.record(
-                session,
-                Event.APPROVED if route.action == "approve" else Event.DENIED,
-                actor=SYSTEM_ACTOR,
-                request_id=request_id,
-                via=route.via,
-                reason=route.reason,
-                **route.evidence,
-            )
+            evidence = {"via": route.via, "reason": route.reason, **route.evidence}
             if route.action == "deny":
-                return None
-            grant = Grant(
-                id=uuid.uuid4(), request=request, state=GrantState.GRANTING, next_attempt_at=now
-            )
-            session.add(grant)
-            return grant.id
+                self._close(session, request, RequestState.DENIED, SYSTEM_ACTOR, **evidence)
+                return FollowUp()
+            return self._approve(session, request, SYSTEM_ACTOR, **evidence)
+
+    def _approve(
+        self, session: Session, request: AccessRequest, actor: str, **detail: object
+    ) -> FollowUp:
+        """Mark approved; a new grant to provision, or an extension of the one it extends."""
+        now = self.clock()
+        request.state = RequestState.APPROVED
+        request.decided_at = now
+        request.decided_by = actor
+        audit.record(session, Event.APPROVED, actor=actor, request_id=request.id, **detail)
+        if request.kind == RequestKind.EXTENSION:
+            assert request.extends_grant_id is not None
+            return FollowUp(extend=(request.extends_grant_id, request.id))
+        grant = Grant(
+            id=uuid.uuid4(), request=request, state=GrantState.GRANTING, next_attempt_at=now
+        )
+        session.add(grant)
+        return FollowUp(provision=grant.id)
+
+    def _close(
+        self,
+        session: Session,
+        request: AccessRequest,
+        state: RequestState,
+        actor: str,
+        **detail: object,
+    ) -> None:
+        request.state = state
+        request.decided_at = self.clock()
+        request.decided_by = actor
+        event = {
+            RequestState.DENIED: Event.DENIED,
+            RequestState.CANCELLED: Event.CANCELLED,
+            RequestState.EXPIRED: Event.REQUEST_EXPIRED,
+        }[state]
+        audit.record(session, event, actor=actor, request_id=request.id, **detail)
 
     # -- decide ----------------------------------------------------------------------------
 
@@ -208,28 +270,15 @@ class AccessRequests:
             requester = request.requester_slack_id
         if actor == requester:
             raise NotAllowed("You can't approve this: it is your own request.")
-        found = self.registry.find(resource_id)
-        workflow = self.registry.workflow(workflow_name)
-        if workflow is None or found is None:
-            raise NotAllowed("You can't approve this: its workflow or resource no longer exists.")
-        try:
-            allowed = self.approvers.may_approve(workflow, found[1], actor)
-        except DirectoryError as exc:
-            raise NotAllowed(f"You can't approve this right now: {exc}") from exc
-        if not allowed:
-            raise NotAllowed(
-                f"You can't approve this: you are not an approver of {found[1].name} "
-                f"(workflow {workflow_name!r})."
-            )
+        self._check_approver(workflow_name, resource_id, actor, "approve this")
 
-        grant_id: uuid.UUID | None = None
+        follow_up = FollowUp()
         with self.sessions.begin() as session:
             request = session.scalars(
                 select(AccessRequest).where(AccessRequest.id == parsed).with_for_update()
             ).one()
             if request.state != RequestState.PENDING:
                 raise AlreadyDecided(self._view(request))
-            now = self.clock()
             if approve:
                 approvers = [a.approver_slack_id for a in request.approvals]
                 if actor in approvers:
@@ -238,7 +287,9 @@ class AccessRequests:
                         f"You already approved this; it needs {needed} more approval(s)."
                     )
                 request.approvals.append(
-                    Approval(request_id=request.id, approver_slack_id=actor, approved_at=now)
+                    Approval(
+                        request_id=request.id, approver_slack_id=actor, approved_at=self.clock()
+                    )
                 )
                 count = len(approvers) + 1
                 if count < request.required_approvals:
@@ -251,29 +302,11 @@ class AccessRequests:
                         required=request.required_approvals,
                     )
                 else:
-                    request.state = RequestState.APPROVED
-                    request.decided_at = now
-                    request.decided_by = actor
-                    audit.record(
-                        session,
-                        Event.APPROVED,
-                        actor=actor,
-                        request_id=request.id,
-                        approvers=[*approvers, actor],
+                    follow_up = self._approve(
+                        session, request, actor, approvers=[*approvers, actor]
                     )
-                    grant = Grant(
-                        id=uuid.uuid4(),
-                        request=request,
-                        state=GrantState.GRANTING,
-                        next_attempt_at=now,
-                    )
-                    session.add(grant)
-                    grant_id = grant.id
             else:
-                request.state = RequestState.DENIED
-                request.decided_at = now
-                request.decided_by = actor
-                audit.record(session, Event.DENIED, actor=actor, request_id=request.id)
+                self._close(session, request, RequestState.DENIED, actor)
             session.flush()
             view = self._view(request)
         if view.state == RequestState.PENDING:
@@ -282,10 +315,162 @@ class AccessRequests:
         self.notifier.request_decided(view)
         if view.state == RequestState.DENIED:
             self.hooks.run("after_deny", view)
-        if grant_id is not None:
-            self.lifecycle.provision(grant_id)
-            view = self.view(view.id)
+        follow_up.run(self.lifecycle)
+        return self.view(view.id)
+
+    def _check_approver(self, workflow_name: str, resource_id: str, actor: str, what: str) -> None:
+        found = self.registry.find(resource_id)
+        workflow = self.registry.workflow(workflow_name)
+        if workflow is None or found is None:
+            raise NotAllowed(f"You can't {what}: its workflow or resource no longer exists.")
+        try:
+            allowed = self.approvers.may_approve(workflow, found[1], actor)
+        except DirectoryError as exc:
+            raise NotAllowed(f"You can't {what} right now: {exc}") from exc
+        if not allowed:
+            raise NotAllowed(
+                f"You can't {what}: you are not an approver of {found[1].name} "
+                f"(workflow {workflow_name!r})."
+            )
+
+    # -- the requester's own actions ---------------------------------------------------------
+
+    def cancel(self, *, request_id: str, actor: str) -> RequestView:
+        """The requester withdraws a pending request."""
+        parsed = parse_uuid(request_id)
+        with self.sessions.begin() as session:
+            request = (
+                session.scalars(
+                    select(AccessRequest).where(AccessRequest.id == parsed).with_for_update()
+                ).one_or_none()
+                if parsed
+                else None
+            )
+            if request is None:
+                raise RequestNotFound("That request does not exist.")
+            if request.requester_slack_id != actor:
+                raise NotAllowed("Only the requester can cancel a request.")
+            if request.state != RequestState.PENDING:
+                raise AlreadyDecided(self._view(request))
+            self._close(session, request, RequestState.CANCELLED, actor)
+            session.flush()
+            view = self._view(request)
+        self.notifier.request_closed(view)
         return view
+
+    def revoke_early(
+        self, *, grant_id: str, actor: str, reason: str | None = None, as_admin: bool = False
+    ) -> RequestView:
+        """Give access back now: the requester, an approver of the resource, or an admin."""
+        grant = self._grant(grant_id)
+        request = grant.request
+        if not as_admin and actor != request.requester_slack_id:
+            self._check_approver(request.workflow, request.resource_id, actor, "revoke this")
+        return self.lifecycle.revoke_now(grant.id, actor=actor, reason=reason)
+
+    def extension_choices(self, *, grant_id: str, actor: str) -> tuple[Grant, list[timedelta]]:
+        """The durations `actor` may add to their grant without passing `max_duration`."""
+        grant = self._grant(grant_id)
+        if grant.request.requester_slack_id != actor:
+            raise NotAllowed("Only the person who holds this access can extend it.")
+        if grant.state != GrantState.ACTIVE or grant.expires_at is None:
+            raise NotAllowed("This access is no longer active, so it can't be extended.")
+        found = self.registry.find(grant.request.resource_id)
+        if found is None:
+            raise NotAllowed("This resource is no longer in the workflows.")
+        workflow, resource = found
+        limit = workflow.max_duration_for(resource)
+        assert grant.granted_at is not None
+        held = grant.expires_at - grant.granted_at
+        choices = [
+            d for d in workflow.durations_for(resource) if limit is None or held + d <= limit
+        ]
+        if not choices:
+            raise NotAllowed(
+                f"This access already lasts {describe_duration(held)}; the policy allows at "
+                f"most {describe_duration(limit)} in all."  # type: ignore[arg-type]
+            )
+        return grant, choices
+
+    def request_extension(
+        self, *, grant_id: str, actor: str, duration_seconds: str | None, justification: str | None
+    ) -> RequestView:
+        errors = self.validate_extension(
+            grant_id=grant_id,
+            actor=actor,
+            duration_seconds=duration_seconds,
+            justification=justification,
+        )
+        if errors:
+            raise InvalidRequest(errors)
+        grant, _ = self.extension_choices(grant_id=grant_id, actor=actor)
+        found = self.registry.find(grant.request.resource_id)
+        duration = parse_seconds(duration_seconds)
+        assert found is not None and duration is not None
+        person = self.directory.person(actor)
+        return self._create(found, person, duration, (justification or "").strip(), extends=grant)
+
+    def validate_extension(
+        self,
+        *,
+        grant_id: str,
+        actor: str,
+        duration_seconds: str | None,
+        justification: str | None,
+    ) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        try:
+            _, choices = self.extension_choices(grant_id=grant_id, actor=actor)
+        except (NotAllowed, RequestNotFound) as exc:
+            return {"duration": str(exc)}
+        duration = parse_seconds(duration_seconds)
+        if duration is None:
+            errors["duration"] = "Choose how much longer."
+        elif duration not in choices:
+            allowed = ", ".join(describe_duration(d) for d in choices)
+            errors["duration"] = f"Choose one of: {allowed} (the policy's maximum in all)."
+        text = (justification or "").strip()
+        if not text:
+            errors["justification"] = "Say why you need more time."
+        elif len(text) > MAX_JUSTIFICATION:
+            errors["justification"] = (
+                f"Keep it to {MAX_JUSTIFICATION} characters (this is {len(text)})."
+            )
+        return errors
+
+    # -- sweeping ------------------------------------------------------------------------------
+
+    def expire_pending(self) -> int:
+        """Requests nobody decided within their workflow's request_ttl expire."""
+        expired = 0
+        while True:
+            with self.sessions.begin() as session:
+                request = session.scalars(
+                    select(AccessRequest)
+                    .where(
+                        AccessRequest.state == RequestState.PENDING,
+                        AccessRequest.pending_until <= self.clock(),
+                    )
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if request is None:
+                    return expired
+                self._close(session, request, RequestState.EXPIRED, SYSTEM_ACTOR)
+                session.flush()
+                view = self._view(request)
+            self.notifier.request_closed(view)
+            expired += 1
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _grant(self, grant_id: str) -> Grant:
+        parsed = parse_uuid(grant_id)
+        with self.sessions() as session:
+            grant = session.get(Grant, parsed) if parsed else None
+            if grant is None:
+                raise RequestNotFound("That access grant does not exist.")
+            return grant
 
     # -- reading ---------------------------------------------------------------------------
 

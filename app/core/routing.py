@@ -71,6 +71,7 @@ class Router:
         duration: timedelta,
         justification: str,
         request_id: str | None = None,
+        extension: bool = False,
     ) -> Route:
         check = self.check_on_call(workflow, requester)
         info = AccessRequestInfo(
@@ -82,6 +83,7 @@ class Router:
             now=self.clock(),
             on_call=check.result,
             request_id=request_id,
+            is_extension=extension,
         )
         return decide_route(workflow, info, check)
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.core.models import AccessRequest, GrantState, RequestState
+from app.core.models import AccessRequest, GrantState, RequestKind, RequestState
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ class RequestView:
     approvals: tuple[str, ...]
     approvers_channel: str
     approvers_message_ts: str | None
+    kind: RequestKind = RequestKind.ACCESS
+    extends_grant_id: uuid.UUID | None = None
+    pending_until: datetime | None = None
+    grant_id: uuid.UUID | None = None
     grant_state: GrantState | None = None
     granted_at: datetime | None = None
     expires_at: datetime | None = None
@@ -39,6 +43,13 @@ class RequestView:
     ended_by: str | None = None
     grant_attempts: int = 0
     grant_error: str | None = None
+
+    @property
+    def extended(self) -> bool:
+        """The grant lasts longer than first asked for."""
+        if self.granted_at is None or self.expires_at is None:
+            return False
+        return self.expires_at - self.granted_at > self.duration + timedelta(seconds=1)
 
     @classmethod
     def of(cls, request: AccessRequest, resource_name: str | None = None) -> RequestView:
@@ -64,6 +75,10 @@ class RequestView:
             approvals=tuple(a.approver_slack_id for a in request.approvals),
             approvers_channel=request.approvers_channel,
             approvers_message_ts=request.approvers_message_ts,
+            kind=RequestKind(request.kind),
+            extends_grant_id=request.extends_grant_id,
+            pending_until=request.pending_until,
+            grant_id=grant.id if grant else None,
             grant_state=GrantState(grant.state) if grant else None,
             granted_at=grant.granted_at if grant else None,
             expires_at=grant.expires_at if grant else None,

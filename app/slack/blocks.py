@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.core.durations import describe_duration
-from app.core.models import GrantState, RequestState
+from app.core.models import GrantState, RequestKind, RequestState
 from app.core.requests import MAX_JUSTIFICATION
 from app.core.views import RequestView
 from app.slack import format as fmt
@@ -163,9 +163,13 @@ def status_line(view: RequestView) -> str:
         if view.decided_via == "policy":
             return "❌ Denied by the workflow's policy."
         return f"❌ Denied by {fmt.user(view.decided_by)}."
-    if view.state != RequestState.APPROVED:
-        return f"Request {view.state.value}."
+    if view.state == RequestState.CANCELLED:
+        return f"↩️ Withdrawn by {fmt.user(view.requester_slack_id)}."
+    if view.state == RequestState.EXPIRED:
+        return "⌛ Expired: nobody decided in time."
     approved = approved_by(view)
+    if view.kind == RequestKind.EXTENSION:
+        return f"{approved}: the extension is applied to the access it extends."
     if view.grant_state == GrantState.GRANTING:
         if view.grant_attempts:
             return (
@@ -174,7 +178,8 @@ def status_line(view: RequestView) -> str:
             )
         return f"{approved}. ⏳ Granting…"
     if view.grant_state == GrantState.ACTIVE and view.expires_at:
-        return f"{approved}. 🔓 Access granted until {fmt.date(view.expires_at)}."
+        extended = " (extended)" if view.extended else ""
+        return f"{approved}. 🔓 Access granted until {fmt.date(view.expires_at)}{extended}."
     if view.grant_state == GrantState.FAILED:
         return (
             f"{approved}, but ⚠️ the grant failed after {view.grant_attempts} attempts: "
@@ -194,11 +199,35 @@ def status_line(view: RequestView) -> str:
     return approved + "."
 
 
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": _text(text),
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(*elements: dict[str, Any], block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": list(elements)}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def summary_of(view: RequestView) -> str:
+    who = fmt.user(view.requester_slack_id)
+    what = fmt.escape(view.resource_name)
+    if view.kind == RequestKind.EXTENSION:
+        return f"{who} asks for {describe_duration(view.duration)} more on {what}"
+    return f"{who} requests access to {what} for {describe_duration(view.duration)}"
+
+
 def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
-    summary = (
-        f"{fmt.user(view.requester_slack_id)} requests access to {fmt.escape(view.resource_name)} "
-        f"for {describe_duration(view.duration)}"
-    )
+    summary = summary_of(view)
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{summary}*"}},
         {
@@ -232,32 +261,128 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
         )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": status_line(view)}})
     if view.state == RequestState.PENDING:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": Ids.DECISION_BLOCK,
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": Ids.APPROVE,
-                        "text": _text("Approve"),
-                        "style": "primary",
-                        "value": str(view.id),
-                    },
-                    {
-                        "type": "button",
-                        "action_id": Ids.DENY,
-                        "text": _text("Deny"),
-                        "style": "danger",
-                        "value": str(view.id),
-                    },
-                ],
-            }
-        )
+        blocks.append(decision_buttons(view))
+    elif view.grant_state == GrantState.ACTIVE and view.grant_id:
+        blocks.append(actions(button("Revoke", Ids.GIVE_BACK, str(view.grant_id), "danger")))
     return f"{summary}. {status_line(view)}", blocks
 
 
 # -- direct messages to the requester ---------------------------------------------------------
+
+
+def decision_buttons(view: RequestView) -> Block:
+    return actions(
+        button("Approve", Ids.APPROVE, str(view.id), "primary"),
+        button("Deny", Ids.DENY, str(view.id), "danger"),
+        block_id=Ids.DECISION_BLOCK,
+    )
+
+
+def section(text: str, accessory: dict[str, Any] | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": fmt.clip(text, 3000)}}
+    if accessory:
+        block["accessory"] = accessory
+    return block
+
+
+def dm_granted_blocks(view: RequestView) -> list[Block]:
+    assert view.grant_id
+    return [
+        section(dm_granted(view)),
+        actions(
+            button("Extend", Ids.EXTEND, str(view.grant_id)),
+            button("Give back access", Ids.GIVE_BACK, str(view.grant_id), "danger"),
+        ),
+    ]
+
+
+def dm_submitted_blocks(view: RequestView) -> list[Block]:
+    return [
+        section(dm_submitted(view)),
+        actions(button("Cancel request", Ids.CANCEL, str(view.id))),
+    ]
+
+
+def dm_reminder(view: RequestView) -> str:
+    assert view.expires_at
+    return f"⏰ Your access to {_what(view)} ends {fmt.date(view.expires_at)}."
+
+
+def dm_reminder_blocks(view: RequestView) -> list[Block]:
+    assert view.grant_id
+    return [
+        section(dm_reminder(view) + " Need longer? Ask for an extension."),
+        actions(button("Extend", Ids.EXTEND, str(view.grant_id), "primary")),
+    ]
+
+
+def dm_closed(view: RequestView) -> str:
+    what = "extension" if view.kind == RequestKind.EXTENSION else "request"
+    if view.state == RequestState.CANCELLED:
+        return f"↩️ You withdrew your {what} for {_what(view)}."
+    return f"⌛ Your {what} for {_what(view)} expired: nobody decided in time."
+
+
+def dm_extended(view: RequestView, extension: RequestView) -> str:
+    assert view.expires_at
+    return (
+        f"🔓 Your access to {_what(view)} now lasts until {fmt.date(view.expires_at)} "
+        f"(extended by {describe_duration(extension.duration)})."
+    )
+
+
+def dm_extension_failed(view: RequestView, why: str) -> str:
+    return f"⚠️ Your access to {_what(view)} could not be extended: {fmt.escape(why)}."
+
+
+def extension_modal(grant: RequestView, choices: list[timedelta]) -> dict[str, Any]:
+    assert grant.expires_at and grant.grant_id
+    return {
+        "type": "modal",
+        "callback_id": Ids.EXTENSION_MODAL,
+        "title": _text("Extend access"),
+        "submit": _text("Ask"),
+        "close": _text("Cancel"),
+        "private_metadata": json.dumps({"grant": str(grant.grant_id)}),
+        "blocks": [
+            section(f"{_what(grant)} is yours until {fmt.date(grant.expires_at)}."),
+            {
+                "type": "input",
+                "block_id": Ids.DURATION_BLOCK,
+                "label": _text("How much longer"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": Ids.VALUE,
+                    "options": [
+                        _option(describe_duration(d), str(int(d.total_seconds()))) for d in choices
+                    ],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": Ids.JUSTIFICATION_BLOCK,
+                "label": _text("Justification"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": Ids.VALUE,
+                    "multiline": True,
+                    "max_length": MAX_JUSTIFICATION,
+                },
+            },
+        ],
+    }
+
+
+def read_extension_form(view: dict[str, Any]) -> dict[str, str | None]:
+    values = view.get("state", {}).get("values", {}) if isinstance(view, dict) else {}
+    duration = ((values.get(Ids.DURATION_BLOCK) or {}).get(Ids.VALUE) or {}).get("selected_option")
+    text = ((values.get(Ids.JUSTIFICATION_BLOCK) or {}).get(Ids.VALUE) or {}).get("value")
+    metadata = json.loads(view.get("private_metadata") or "{}") if isinstance(view, dict) else {}
+    return {
+        "grant_id": str(metadata.get("grant") or ""),
+        "duration_seconds": duration.get("value") if isinstance(duration, dict) else None,
+        "justification": text if isinstance(text, str) else None,
+    }
 
 
 def _what(view: RequestView) -> str:
@@ -307,7 +432,17 @@ def dm_grant_failed(view: RequestView) -> str:
 def dm_ended(view: RequestView) -> str:
     if view.end_reason == "expired":
         return f"🔒 Your access to {_what(view)} has ended: it expired and was revoked."
+    if view.ended_by == view.requester_slack_id:
+        return f"🔒 You gave back your access to {_what(view)}; it is revoked."
     return f"🔒 Your access to {_what(view)} was revoked by {fmt.user(view.ended_by)}."
+
+
+def note_revoked_early(view: RequestView) -> str:
+    if view.ended_by == view.requester_slack_id:
+        return f"🔒 {fmt.user(view.ended_by)} gave back their access to {_what(view)}."
+    return (
+        f"🔒 {fmt.user(view.ended_by)} revoked {fmt.user(view.requester_slack_id)}'s access early."
+    )
 
 
 def alert_grant_failed(view: RequestView) -> str:

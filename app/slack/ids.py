@@ -13,3 +13,7 @@ class Ids(StrEnum):
     DECISION_BLOCK = "decision"
     APPROVE = "approve_request"
     DENY = "deny_request"
+    GIVE_BACK = "revoke_grant"  # the requester gives access back, or an approver takes it away
+    EXTEND = "extend_grant"
+    CANCEL = "cancel_request"
+    EXTENSION_MODAL = "access_extension"

@@ -22,7 +22,7 @@ class SlackNotifier:
         self.client = client
 
     def request_submitted(self, view: RequestView) -> MessageRef | None:
-        self._dm(view, blocks.dm_submitted(view))
+        self._dm(view, blocks.dm_submitted(view), blocks.dm_submitted_blocks(view))
         return self._post(view)
 
     def _post(self, view: RequestView) -> MessageRef | None:
@@ -55,7 +55,7 @@ class SlackNotifier:
 
     def grant_activated(self, view: RequestView) -> None:
         self._refresh(view)
-        self._dm(view, blocks.dm_granted(view))
+        self._dm(view, blocks.dm_granted(view), blocks.dm_granted_blocks(view))
 
     def grant_failed(self, view: RequestView) -> None:
         self._refresh(view)
@@ -64,7 +64,26 @@ class SlackNotifier:
 
     def grant_ended(self, view: RequestView) -> None:
         self._refresh(view)
+        if view.end_reason != "expired":
+            self._alert(view, blocks.note_revoked_early(view), broadcast=False)
         self._dm(view, blocks.dm_ended(view))
+
+    def request_closed(self, view: RequestView) -> None:
+        self._refresh(view)
+        self._dm(view, blocks.dm_closed(view))
+
+    def grant_extended(self, view: RequestView, extension: RequestView) -> None:
+        self._refresh(view)
+        self._refresh(extension)
+        self._dm(view, blocks.dm_extended(view, extension), blocks.dm_granted_blocks(view))
+
+    def extension_failed(self, view: RequestView, extension: RequestView, why: str) -> None:
+        self._refresh(extension)
+        self._alert(extension, blocks.dm_extension_failed(view, why), broadcast=False)
+        self._dm(view, blocks.dm_extension_failed(view, why))
+
+    def expiry_reminder(self, view: RequestView) -> None:
+        self._dm(view, blocks.dm_reminder(view), blocks.dm_reminder_blocks(view))
 
     def revoke_failing(self, view: RequestView) -> None:
         self._refresh(view)
@@ -87,19 +106,22 @@ class SlackNotifier:
         except SlackApiError as exc:
             log.error("could not update the approvers' message of %s: %s", view.id, exc)
 
-    def _alert(self, view: RequestView, text: str) -> None:
+    def _alert(self, view: RequestView, text: str, *, broadcast: bool = True) -> None:
+        """A line in the approvers' thread (also shown in the channel when `broadcast`)."""
         try:
             self.client.chat_postMessage(
                 channel=view.approvers_channel,
                 text=text,
                 thread_ts=view.approvers_message_ts,
-                reply_broadcast=bool(view.approvers_message_ts),
+                reply_broadcast=broadcast and bool(view.approvers_message_ts),
             )
         except SlackApiError as exc:
             log.error("could not alert %s about %s: %s", view.approvers_channel, view.id, exc)
 
-    def _dm(self, view: RequestView, text: str) -> None:
+    def _dm(self, view: RequestView, text: str, message_blocks: list | None = None) -> None:
         try:
-            self.client.chat_postMessage(channel=view.requester_slack_id, text=text)
+            self.client.chat_postMessage(
+                channel=view.requester_slack_id, text=text, blocks=message_blocks
+            )
         except SlackApiError as exc:
             log.error("could not DM %s about %s: %s", view.requester_slack_id, view.id, exc)

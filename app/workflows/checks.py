@@ -188,6 +188,10 @@ def check_workflow(workflow: Workflow) -> Iterator[Problem]:
     if _is_sequence(workflow.approvers):
         yield from check_required_approvals(workflow.required_approvals, workflow.approvers, at)
     yield from check_on_call(workflow.auto_approve, at)
+    if not isinstance(workflow.request_ttl, timedelta) or workflow.request_ttl <= timedelta(0):
+        yield Problem(
+            at, f"request_ttl must be a positive timedelta (got {workflow.request_ttl!r})"
+        )
     for hook in HOOKS:
         function = getattr(workflow, hook)
         if function is not None:

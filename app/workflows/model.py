@@ -95,6 +95,7 @@ class Workflow:
     durations: Sequence[timedelta] = (timedelta(hours=1),)
     max_duration: timedelta | None = None
     required_approvals: int = 1
+    request_ttl: timedelta = timedelta(hours=24)  # a request nobody decides expires after this
     auto_approve: OnCall | None = None
     on_request: Callable[[AccessRequestInfo], Decision | None] | None = None
     after_grant: Callable[[AccessRequestInfo], object] | None = None
@@ -140,6 +141,7 @@ class AccessRequestInfo:
     now: datetime
     on_call: OnCallResult | None = None  # set when the workflow has an OnCall rule
     request_id: str | None = None
+    is_extension: bool = False  # more time on an active grant, rather than new access
     approved_by: tuple[str, ...] = ()
     expires_at: datetime | None = None
     reason: str | None = None  # why it was denied or revoked
