@@ -140,7 +140,7 @@ def build_runtime(
             max_workers=settings.worker_threads, thread_name_prefix="listener"
         ),
     )
-    register(bolt, requests=requests, registry=registry)
+    register(bolt, requests=requests, registry=registry, clock=clock)
     return Runtime(
         settings=settings,
         engine=engine,

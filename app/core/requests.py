@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
@@ -34,6 +34,20 @@ from app.workflows.model import Resource, Workflow
 log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 3000
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[RequestView]  # newest first
+    total: int  # how many there are in all
+
+
+@dataclass(frozen=True)
+class Overview:
+    active: Page  # my access that is live (or being granted, or being revoked)
+    pending: Page  # my requests waiting for a decision
+    to_decide: Page  # others' pending requests I may approve
+    history: Page  # my finished requests
 
 
 @dataclass(frozen=True)
@@ -464,6 +478,71 @@ class AccessRequests:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def overview(self, slack_id: str, *, limit: int = 50) -> Overview:
+        """What one person sees of accessbot: their access, their requests, their decisions."""
+        mine = AccessRequest.requester_slack_id == slack_id
+        live = Grant.state.in_([GrantState.GRANTING, GrantState.ACTIVE, GrantState.REVOKING])
+        with self.sessions() as session:
+            active = self._page(
+                session,
+                select(AccessRequest)
+                .join(Grant, Grant.request_id == AccessRequest.id)
+                .where(mine, live),
+                limit,
+            )
+            pending = self._page(
+                session,
+                select(AccessRequest).where(mine, AccessRequest.state == RequestState.PENDING),
+                limit,
+            )
+            history = self._page(
+                session,
+                select(AccessRequest)
+                .outerjoin(Grant, Grant.request_id == AccessRequest.id)
+                .where(
+                    mine,
+                    AccessRequest.state != RequestState.PENDING,
+                    or_(Grant.id.is_(None), ~live),
+                ),
+                limit,
+            )
+            waiting = session.scalars(
+                select(AccessRequest)
+                .where(
+                    AccessRequest.state == RequestState.PENDING,
+                    AccessRequest.requester_slack_id != slack_id,
+                )
+                .order_by(AccessRequest.created_at.desc())
+                .limit(200)
+            ).all()
+            to_decide = [
+                self._view(r)
+                for r in waiting
+                if slack_id not in {a.approver_slack_id for a in r.approvals}
+                and self._may_decide(r, slack_id)
+            ]
+        return Overview(
+            active=active,
+            pending=pending,
+            to_decide=Page(to_decide[:limit], len(to_decide)),
+            history=history,
+        )
+
+    def _page(self, session: Session, query: Select[tuple[AccessRequest]], limit: int) -> Page:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(AccessRequest.created_at.desc()).limit(limit)).all()
+        return Page([self._view(r) for r in rows], total)
+
+    def _may_decide(self, request: AccessRequest, slack_id: str) -> bool:
+        workflow = self.registry.workflow(request.workflow)
+        found = self.registry.find(request.resource_id)
+        if workflow is None or found is None:
+            return False
+        try:
+            return self.approvers.may_approve(workflow, found[1], slack_id)
+        except DirectoryError:
+            return False
+
     def _grant(self, grant_id: str) -> Grant:
         parsed = parse_uuid(grant_id)
         with self.sessions() as session:
@@ -471,8 +550,6 @@ class AccessRequests:
             if grant is None:
                 raise RequestNotFound("That access grant does not exist.")
             return grant
-
-    # -- reading ---------------------------------------------------------------------------
 
     def view(self, request_id: uuid.UUID) -> RequestView:
         with self.sessions() as session:

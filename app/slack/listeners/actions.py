@@ -1,4 +1,4 @@
-"""Approve and Deny buttons in the approvers' channel."""
+"""Approve and Deny buttons, in the approvers' channel and in App Home."""
 
 from __future__ import annotations
 
@@ -8,20 +8,23 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from app.core.errors import AccessError
+from app.core.ports import Clock
 from app.core.requests import AccessRequests
 from app.slack.ids import Ids
-from app.workflows.loader import Registry
+from app.slack.listeners.home import publish_home
+from app.slack.listeners.replies import from_home, tell
 
 
-def register(app: App, *, requests: AccessRequests, registry: Registry) -> None:
+def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
     def decide(body: dict[str, Any], client: WebClient, *, approve: bool) -> None:
         action = body["actions"][0]
         user_id = body["user"]["id"]
         try:
             requests.decide(request_id=str(action.get("value")), actor=user_id, approve=approve)
         except AccessError as exc:
-            channel = (body.get("channel") or {}).get("id") or user_id
-            client.chat_postEphemeral(channel=channel, user=user_id, text=str(exc))
+            tell(body, client, str(exc))
+        if from_home(body):
+            publish_home(client, requests, user_id, clock)
 
     @app.action(Ids.APPROVE)
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

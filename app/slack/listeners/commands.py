@@ -7,23 +7,33 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from app.core.ports import Clock
+from app.core.requests import AccessRequests
 from app.slack import blocks
+from app.slack.home import list_text
 from app.workflows.loader import Registry
 
 HELP = (
     "*/access* opens a form to request temporary access: pick a resource, say why, pick how long.\n"
     "If PagerDuty shows you on call, access may be granted at once; otherwise the approvers "
-    "decide, and I'll message you at each step.\n"
-    "`/access help` shows this."
+    "decide, and I'll message you at each step. Access is revoked automatically when it "
+    "expires; you can give it back, extend it or cancel a request from my DMs or my App Home.\n"
+    "`/access list` shows your access and pending requests; `/access help` shows this."
 )
 
 
-def register(app: App, *, registry: Registry) -> None:
+def register(app: App, *, registry: Registry, requests: AccessRequests, clock: Clock) -> None:
     @app.command("/access")
     def open_request_modal(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
         text = (command.get("text") or "").strip().lower()
         if text == "help":
             ack(text=HELP)
+            return
+        if text == "list":
+            ack(text=list_text(requests.overview(command["user_id"], limit=20), now=clock()))
+            return
+        if text:
+            ack(text=f"I don't know `/access {text[:50]}`.\n\n{HELP}")
             return
         ack()
         client.views_open(

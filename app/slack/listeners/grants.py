@@ -1,0 +1,93 @@
+"""What the requester (or an approver) does with access: give it back, extend it, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from app.core.errors import AccessError, InvalidRequest
+from app.core.ports import Clock
+from app.core.requests import AccessRequests
+from app.core.views import RequestView
+from app.slack import blocks
+from app.slack.ids import Ids
+from app.slack.listeners.home import publish_home
+from app.slack.listeners.replies import from_home, tell
+
+EXTENSION_FIELDS = {"duration": Ids.DURATION_BLOCK, "justification": Ids.JUSTIFICATION_BLOCK}
+
+
+def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
+    def after(body: dict[str, Any], client: WebClient) -> None:
+        if from_home(body):
+            publish_home(client, requests, body["user"]["id"], clock)
+
+    @app.action(Ids.GIVE_BACK)
+    def give_back(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        try:
+            requests.revoke_early(
+                grant_id=str(body["actions"][0].get("value")), actor=body["user"]["id"]
+            )
+        except AccessError as exc:
+            tell(body, client, str(exc))
+        after(body, client)
+
+    @app.action(Ids.CANCEL)
+    def cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        try:
+            requests.cancel(
+                request_id=str(body["actions"][0].get("value")), actor=body["user"]["id"]
+            )
+        except AccessError as exc:
+            tell(body, client, str(exc))
+        after(body, client)
+
+    @app.action(Ids.EXTEND)
+    def open_extension(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        grant_id = str(body["actions"][0].get("value"))
+        try:
+            grant, choices = requests.extension_choices(grant_id=grant_id, actor=body["user"]["id"])
+        except AccessError as exc:
+            tell(body, client, str(exc))
+            return
+        view = RequestView.of(grant.request, _name(requests, grant.request.resource_id))
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.extension_modal(view, choices))
+
+    @app.view(Ids.EXTENSION_MODAL)
+    def submit_extension(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        form = blocks.read_extension_form(view)
+        actor = body["user"]["id"]
+        errors = requests.validate_extension(
+            grant_id=form["grant_id"] or "",
+            actor=actor,
+            duration_seconds=form["duration_seconds"],
+            justification=form["justification"],
+        )
+        if errors:
+            ack(
+                response_action="errors",
+                errors={EXTENSION_FIELDS[field]: message for field, message in errors.items()},
+            )
+            return
+        ack()
+        try:
+            requests.request_extension(
+                grant_id=form["grant_id"] or "",
+                actor=actor,
+                duration_seconds=form["duration_seconds"],
+                justification=form["justification"],
+            )
+        except (InvalidRequest, AccessError) as exc:  # the grant ended between ack and now
+            client.chat_postMessage(channel=actor, text=f"Your extension was refused: {exc}")
+
+
+def _name(requests: AccessRequests, resource_id: str) -> str:
+    found = requests.registry.find(resource_id)
+    return found[1].name if found else resource_id
