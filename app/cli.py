@@ -195,6 +195,49 @@ def parse_moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def cmd_grants_revoke(args: argparse.Namespace) -> None:
+    """Revoke now through the grant's strategy, and tell the user (so Slack settings are needed)."""
+    import getpass
+
+    from app.admin.grants import find_grant_id
+    from app.core.errors import AccessError
+    from app.core.models import GrantState
+    from app.db.migrate import upgrade
+    from app.runtime import build_runtime
+
+    settings = _settings(Settings)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        registry = load_workflows(settings.workflows_dir)
+    except WorkflowError as exc:
+        print(exc, file=sys.stderr)
+        _fail("the workflows above are invalid", 1)
+    url = _database_url(settings)
+    upgrade(url)
+    runtime = build_runtime(settings, database_url=url, registry=registry)
+    try:
+        with runtime.sessions() as session:
+            grant_id = find_grant_id(session, args.id)
+        view = runtime.requests.revoke_early(
+            grant_id=str(grant_id),
+            actor=f"cli:{getpass.getuser()}"[:64],
+            reason=args.reason,
+            as_admin=True,
+        )
+    except (LookupError, AccessError) as exc:
+        _fail(str(exc).strip("'\""), 1)
+    finally:
+        runtime.stop()
+    who = view.requester_email or view.requester_slack_id
+    if view.grant_state != GrantState.REVOKED:
+        _fail(
+            f"the revoke call for {view.resource_name} ({who}) failed: {view.grant_error}; "
+            "accessbot keeps retrying it",
+            1,
+        )
+    print(f"revoked {view.resource_name} from {who} (request {view.id}); they have been told")
+
+
 def _admin_sessions() -> sessionmaker[Session]:
     """The database for the admin commands: DATABASE_URL, or the embedded server, migrated."""
     from app.db.migrate import upgrade
@@ -217,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser(
         "upgrade", help="migrate the database to the latest revision"
     ).set_defaults(func=cmd_db_upgrade)
-    register_admin(commands, database=_admin_sessions)
+    register_admin(commands, database=_admin_sessions, revoke=cmd_grants_revoke)
     workflows = commands.add_parser("workflows", help="check or try out the access policy")
     workflow_commands = workflows.add_subparsers(dest="workflows_command", required=True)
     check = workflow_commands.add_parser(

@@ -19,11 +19,23 @@ Database = Callable[[], sessionmaker[Session]]
 
 
 def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], *, database: Database
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    database: Database,
+    revoke: Callable[[argparse.Namespace], None] | None = None,
 ) -> None:
     """Add `grants` and `audit` to `commands`. Opens nothing: `database()` is called only
-    when one of these commands runs."""
-    _register_grants(commands, database)
+    when one of these commands runs. `revoke` runs `grants revoke` (it needs Slack too)."""
+    grants = _register_grants(commands, database)
+    if revoke is not None:
+        parser = grants.add_parser(
+            "revoke",
+            help="revoke a grant now, through its strategy; the user is told",
+            description="Revoke a grant now through its grant strategy, and tell the user why.",
+        )
+        parser.add_argument("id", help="the grant's or its request's id (or a unique prefix)")
+        parser.add_argument("--reason", required=True, help="shown to the user and audited")
+        parser.set_defaults(func=revoke)
     _register_audit(commands, database)
 
 
@@ -32,9 +44,9 @@ def register(
 
 def _register_grants(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], database: Database
-) -> None:
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     grants = commands.add_parser(
-        "grants", help="inspect grants", description="Inspect grants (read-only)."
+        "grants", help="inspect and revoke grants", description="Inspect and revoke grants."
     )
     actions = grants.add_subparsers(dest="grants_command", required=True)
     parser = actions.add_parser(
@@ -56,6 +68,7 @@ def _register_grants(
         "--limit", metavar="N", type=_positive_int, help="show at most the N newest grants"
     )
     parser.set_defaults(func=lambda args: _grants_list(args, database))
+    return actions
 
 
 def _positive_int(text: str) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, String, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.admin import iso_z
@@ -164,3 +165,23 @@ def _to_json(row: GrantRow) -> dict[str, Any]:
         "ended_at": iso_z(row.ended_at),
         "approved_by": row.approved_by,
     }
+
+
+def find_grant_id(session: Session, text: str) -> uuid.UUID:
+    """A grant from its id, its request's id, or a unique prefix of either (as the table shows).
+
+    Raises LookupError with a message for a person when there is none, or more than one.
+    """
+    prefix = text.strip().lower()
+    if len(prefix) < 8:
+        raise LookupError("give at least the first 8 characters of the id")
+    as_text = func.cast(Grant.id, String)
+    request_text = func.cast(Grant.request_id, String)
+    matches = session.scalars(
+        select(Grant.id).where(or_(as_text.startswith(prefix), request_text.startswith(prefix)))
+    ).all()
+    if not matches:
+        raise LookupError(f"no grant or request id starts with {prefix!r}")
+    if len(matches) > 1:
+        raise LookupError(f"{len(matches)} grants match {prefix!r}; give more of the id")
+    return matches[0]

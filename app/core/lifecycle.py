@@ -138,6 +138,7 @@ class GrantLifecycle:
             grant.state = GrantState.REVOKING
             grant.end_reason = "revoked"
             grant.ended_by = actor
+            grant.end_note = reason
             audit.record(
                 session,
                 Event.REVOKE_REQUESTED,

@@ -105,6 +105,7 @@ class Grant(Base):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(40))
     ended_by: Mapped[str | None] = mapped_column(String(64))
+    end_note: Mapped[str | None] = mapped_column(Text)  # why it was ended early
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

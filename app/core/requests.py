@@ -382,8 +382,11 @@ class AccessRequests:
             self._check_approver(request.workflow, request.resource_id, actor, "revoke this")
         return self.lifecycle.revoke_now(grant.id, actor=actor, reason=reason)
 
-    def extension_choices(self, *, grant_id: str, actor: str) -> tuple[Grant, list[timedelta]]:
-        """The durations `actor` may add to their grant without passing `max_duration`."""
+    def extension_choices(
+        self, *, grant_id: str, actor: str
+    ) -> tuple[RequestView, list[timedelta]]:
+        """The grant (as its request's view) and the durations `actor` may add to it without
+        passing the policy's `max_duration`."""
         grant = self._grant(grant_id)
         if grant.request.requester_slack_id != actor:
             raise NotAllowed("Only the person who holds this access can extend it.")
@@ -404,7 +407,7 @@ class AccessRequests:
                 f"This access already lasts {describe_duration(held)}; the policy allows at "
                 f"most {describe_duration(limit)} in all."  # type: ignore[arg-type]
             )
-        return grant, choices
+        return self.view(grant.request_id), choices
 
     def request_extension(
         self, *, grant_id: str, actor: str, duration_seconds: str | None, justification: str | None
@@ -417,7 +420,8 @@ class AccessRequests:
         )
         if errors:
             raise InvalidRequest(errors)
-        grant, _ = self.extension_choices(grant_id=grant_id, actor=actor)
+        self.extension_choices(grant_id=grant_id, actor=actor)
+        grant = self._grant(grant_id)
         found = self.registry.find(grant.request.resource_id)
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None

@@ -41,6 +41,7 @@ class RequestView:
     ended_at: datetime | None = None
     end_reason: str | None = None
     ended_by: str | None = None
+    end_note: str | None = None
     grant_attempts: int = 0
     grant_error: str | None = None
 
@@ -85,6 +86,7 @@ class RequestView:
             ended_at=grant.ended_at if grant else None,
             end_reason=grant.end_reason if grant else None,
             ended_by=grant.ended_by if grant else None,
+            end_note=grant.end_note if grant else None,
             grant_attempts=grant.attempts if grant else 0,
             grant_error=grant.last_error if grant else None,
         )

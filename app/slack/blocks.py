@@ -434,14 +434,17 @@ def dm_ended(view: RequestView) -> str:
         return f"🔒 Your access to {_what(view)} has ended: it expired and was revoked."
     if view.ended_by == view.requester_slack_id:
         return f"🔒 You gave back your access to {_what(view)}; it is revoked."
-    return f"🔒 Your access to {_what(view)} was revoked by {fmt.user(view.ended_by)}."
+    why = f" Reason: {fmt.escape(view.end_note)}" if view.end_note else ""
+    return f"🔒 Your access to {_what(view)} was revoked by {fmt.user(view.ended_by)}.{why}"
 
 
 def note_revoked_early(view: RequestView) -> str:
     if view.ended_by == view.requester_slack_id:
         return f"🔒 {fmt.user(view.ended_by)} gave back their access to {_what(view)}."
+    why = f" Reason: {fmt.escape(view.end_note)}" if view.end_note else ""
     return (
-        f"🔒 {fmt.user(view.ended_by)} revoked {fmt.user(view.requester_slack_id)}'s access early."
+        f"🔒 {fmt.user(view.ended_by)} revoked {fmt.user(view.requester_slack_id)}'s access "
+        f"early.{why}"
     )
 
 

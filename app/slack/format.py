@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]+$")
 
 
 def escape(text: str) -> str:
@@ -26,4 +29,9 @@ def date(when: datetime) -> str:
 
 
 def user(slack_id: str | None) -> str:
-    return f"<@{slack_id}>" if slack_id else "someone"
+    """A mention for a Slack user id; anything else (an admin on the command line) as text."""
+    if not slack_id:
+        return "someone"
+    if SLACK_USER.match(slack_id):
+        return f"<@{slack_id}>"
+    return escape(slack_id)

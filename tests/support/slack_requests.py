@@ -152,3 +152,86 @@ class SlackSender:
                 ],
             }
         )
+
+    def home_click(self, user_id: str, action_id: str, value: str) -> httpx.Response:
+        """A button in the App Home tab."""
+        return self.payload(
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "user": {"id": user_id, "team_id": TEAM["id"]},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                "container": {"type": "view", "view_id": "VHOME"},
+                "view": {"id": "VHOME", "type": "home", "hash": "h", "state": {"values": {}}},
+                "actions": [
+                    {"action_id": action_id, "block_id": "b", "value": value, "type": "button"}
+                ],
+            }
+        )
+
+    def event(self, event: dict[str, Any]) -> httpx.Response:
+        body = json.dumps(
+            {
+                "token": "legacy",
+                "team_id": TEAM["id"],
+                "api_app_id": "A0APP",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+                "event_time": int(time.time()),
+                "authorizations": [{"team_id": TEAM["id"], "user_id": "UBOT", "is_bot": True}],
+            }
+        )
+        return self.post(body, content_type="application/json")
+
+    def open_home(self, user_id: str) -> httpx.Response:
+        return self.event(
+            {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": "home"}
+        )
+
+    def submit_extension(
+        self,
+        user_id: str,
+        grant_id: str,
+        *,
+        duration_seconds: int | None,
+        justification: str | None,
+    ) -> httpx.Response:
+        values = {
+            Ids.DURATION_BLOCK: {
+                Ids.VALUE: {
+                    "type": "static_select",
+                    "selected_option": None
+                    if duration_seconds is None
+                    else {
+                        "text": {"type": "plain_text", "text": "x"},
+                        "value": str(duration_seconds),
+                    },
+                }
+            },
+            Ids.JUSTIFICATION_BLOCK: {
+                Ids.VALUE: {"type": "plain_text_input", "value": justification}
+            },
+        }
+        return self.payload(
+            {
+                "type": "view_submission",
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "user": {"id": user_id, "team_id": TEAM["id"]},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                "view": {
+                    "id": "V0EXT",
+                    "team_id": TEAM["id"],
+                    "type": "modal",
+                    "callback_id": Ids.EXTENSION_MODAL,
+                    "private_metadata": json.dumps({"grant": grant_id}),
+                    "state": {"values": values},
+                    "hash": "h1",
+                },
+                "response_urls": [],
+            }
+        )

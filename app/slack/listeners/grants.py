@@ -10,7 +10,6 @@ from slack_sdk import WebClient
 from app.core.errors import AccessError, InvalidRequest
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
-from app.core.views import RequestView
 from app.slack import blocks
 from app.slack.ids import Ids
 from app.slack.listeners.home import publish_home
@@ -51,11 +50,10 @@ def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
         ack()
         grant_id = str(body["actions"][0].get("value"))
         try:
-            grant, choices = requests.extension_choices(grant_id=grant_id, actor=body["user"]["id"])
+            view, choices = requests.extension_choices(grant_id=grant_id, actor=body["user"]["id"])
         except AccessError as exc:
             tell(body, client, str(exc))
             return
-        view = RequestView.of(grant.request, _name(requests, grant.request.resource_id))
         client.views_open(trigger_id=body["trigger_id"], view=blocks.extension_modal(view, choices))
 
     @app.view(Ids.EXTENSION_MODAL)
@@ -86,8 +84,3 @@ def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
             )
         except (InvalidRequest, AccessError) as exc:  # the grant ended between ack and now
             client.chat_postMessage(channel=actor, text=f"Your extension was refused: {exc}")
-
-
-def _name(requests: AccessRequests, resource_id: str) -> str:
-    found = requests.registry.find(resource_id)
-    return found[1].name if found else resource_id
