@@ -225,7 +225,7 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
             as_admin=True,
         )
     except (LookupError, AccessError) as exc:
-        _fail(str(exc).strip("'\""), 1)
+        _fail(str(exc), 1)
     finally:
         runtime.stop()
     who = view.requester_email or view.requester_slack_id

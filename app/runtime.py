@@ -31,6 +31,16 @@ from app.workflows.loader import Registry, load_workflows
 log = logging.getLogger(__name__)
 
 
+class _QuietTokenWarning(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN goes unused when a client is given; it is the client's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_QuietTokenWarning())
+
+
 def make_slack_client(settings: Settings) -> WebClient:
     return WebClient(
         token=settings.bot_token,
