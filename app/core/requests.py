@@ -102,13 +102,9 @@ class AccessRequests:
             errors["resource"] = "Choose a resource."
         elif found is None:
             errors["resource"] = f"Unknown resource {resource_id[:100]!r}."
-        text = (justification or "").strip()
-        if not text:
-            errors["justification"] = "Say why you need this access."
-        elif len(text) > MAX_JUSTIFICATION:
-            errors["justification"] = (
-                f"Keep it to {MAX_JUSTIFICATION} characters (this is {len(text)})."
-            )
+        problem = justification_problem(justification, "Say why you need this access.")
+        if problem:
+            errors["justification"] = problem
         duration = parse_seconds(duration_seconds)
         if duration is None:
             errors["duration"] = "Choose a duration."
@@ -447,13 +443,9 @@ class AccessRequests:
         elif duration not in choices:
             allowed = ", ".join(describe_duration(d) for d in choices)
             errors["duration"] = f"Choose one of: {allowed} (the policy's maximum in all)."
-        text = (justification or "").strip()
-        if not text:
-            errors["justification"] = "Say why you need more time."
-        elif len(text) > MAX_JUSTIFICATION:
-            errors["justification"] = (
-                f"Keep it to {MAX_JUSTIFICATION} characters (this is {len(text)})."
-            )
+        problem = justification_problem(justification, "Say why you need more time.")
+        if problem:
+            errors["justification"] = problem
         return errors
 
     # -- sweeping ------------------------------------------------------------------------------
@@ -562,6 +554,15 @@ class AccessRequests:
     def _view(self, request: AccessRequest) -> RequestView:
         found = self.registry.find(request.resource_id)
         return RequestView.of(request, found[1].name if found else None)
+
+
+def justification_problem(justification: str | None, when_empty: str) -> str | None:
+    text = (justification or "").strip()
+    if not text:
+        return when_empty
+    if len(text) > MAX_JUSTIFICATION:
+        return f"Keep it to {MAX_JUSTIFICATION} characters (this is {len(text)})."
+    return None
 
 
 def parse_seconds(value: str | None) -> timedelta | None:

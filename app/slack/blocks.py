@@ -89,18 +89,7 @@ def request_modal(
                 "dispatch_action": durations_vary(registry),
                 "element": resource_element,
             },
-            {
-                "type": "input",
-                "block_id": Ids.JUSTIFICATION_BLOCK,
-                "label": _text("Justification"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": Ids.VALUE,
-                    "multiline": True,
-                    "max_length": MAX_JUSTIFICATION,
-                    "placeholder": _text("What are you doing, and why does it need this access?"),
-                },
-            },
+            justification_input("What are you doing, and why does it need this access?"),
             {
                 "type": "input",
                 # A new block id when the choices change, so Slack drops a stale selection.
@@ -117,6 +106,21 @@ def request_modal(
                 },
             },
         ],
+    }
+
+
+def justification_input(placeholder: str) -> Block:
+    return {
+        "type": "input",
+        "block_id": Ids.JUSTIFICATION_BLOCK,
+        "label": _text("Justification"),
+        "element": {
+            "type": "plain_text_input",
+            "action_id": Ids.VALUE,
+            "multiline": True,
+            "max_length": MAX_JUSTIFICATION,
+            "placeholder": _text(placeholder),
+        },
     }
 
 
@@ -358,17 +362,7 @@ def extension_modal(grant: RequestView, choices: list[timedelta]) -> dict[str, A
                     ],
                 },
             },
-            {
-                "type": "input",
-                "block_id": Ids.JUSTIFICATION_BLOCK,
-                "label": _text("Justification"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": Ids.VALUE,
-                    "multiline": True,
-                    "max_length": MAX_JUSTIFICATION,
-                },
-            },
+            justification_input("Why do you need more time?"),
         ],
     }
 
