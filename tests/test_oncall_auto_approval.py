@@ -69,7 +69,7 @@ def test_on_call_requester_is_granted_without_a_click(
     assert granted[0]["approved_by"] == "accessbot"
     (request,) = bot.requests()
     assert request.state == RequestState.APPROVED and request.auto_approved
-    assert bot.grants()[0].state == GrantState.ACTIVE
+    wait_until(lambda: bot.grants()[0].state == GrantState.ACTIVE, what="the grant recorded")
     fyi = approvers_post(bot)
     assert fyi.buttons() == []
     assert "Payments Primary" in fyi.text() and "level 1" in fyi.text()

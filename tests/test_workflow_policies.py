@@ -126,6 +126,7 @@ def test_two_approvals_are_needed_and_the_tally_is_shown(policy_bot: Callable[..
 
     granted = wait_until(lambda: bot.webhook.events_of("grant"), what="the grant")
     assert granted[0]["approved_by"] == f"{APPROVER},{APPROVER_2}"
+    wait_until(lambda: bot.grants()[0].state == GrantState.ACTIVE, what="the grant recorded")
     assert bot.audit_events(request.id)[:4] == [
         "requested",
         "approval_recorded",

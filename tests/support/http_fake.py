@@ -23,6 +23,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no delayed-ACK stalls on keep-alive connections
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
