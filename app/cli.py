@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
+from dotenv import load_dotenv
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
@@ -285,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # `.env` feeds the settings and also the variables workflows read (Env("..."), dsn_env);
+    # what the environment already holds wins.
+    load_dotenv(".env", override=False)
     args = build_parser().parse_args(argv)
     args.func(args)
 

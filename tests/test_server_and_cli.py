@@ -155,3 +155,19 @@ def _healthy(port: int) -> bool:
     except httpx.HTTPError:
         time.sleep(0.1)
         return False
+
+
+def test_dotenv_also_provides_the_variables_workflows_read(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "p.py").write_text(
+        "from datetime import timedelta\n"
+        "from app.workflows import Env, Resource, Webhook, Workflow\n"
+        "workflow = Workflow(name='p', approvers_channel='C0APPROVALS', approvers=['U0AAA'],\n"
+        "    resources=[Resource(id='r', name='R', grant=Webhook(url='https://x',"
+        " secret=Env('HOOK_SECRET')))])\n"
+    )
+    (tmp_path / ".env").write_text("HOOK_SECRET=from-dotenv  # a comment\n")
+
+    result = run_cli("workflows", "check", env={}, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
