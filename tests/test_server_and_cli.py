@@ -171,3 +171,15 @@ def test_dotenv_also_provides_the_variables_workflows_read(tmp_path: Path) -> No
     result = run_cli("workflows", "check", env={}, cwd=tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_embedded_data_directory_may_not_exist_yet(tmp_path: Path) -> None:
+    from app.db.embedded import EmbeddedPostgres
+
+    tmp_path.chmod(0o755)
+    tmp_path.parent.chmod(0o755)
+    wanted = tmp_path / "not" / "yet" / "postgres"
+
+    server = EmbeddedPostgres(wanted)
+
+    assert server.data_dir == wanted

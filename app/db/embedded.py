@@ -69,10 +69,10 @@ def _reachable_by(path: Path, run_as: _RunAs) -> bool:
     if run_as.user is None:
         return True
     for parent in path.resolve().parents:
-        mode = parent.stat().st_mode
-        if parent.stat().st_uid == run_as.uid:
-            continue
-        if not mode & 0o001:  # no search bit for others
+        if not parent.exists():
+            continue  # created by init() with the usual 0755
+        status = parent.stat()
+        if status.st_uid != run_as.uid and not status.st_mode & 0o001:  # no search bit
             return False
     return True
 
@@ -120,7 +120,7 @@ class EmbeddedPostgres:
     def init(self) -> None:
         if (self.data_dir / "PG_VERSION").is_file():
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         if self.run_as.user:
             os.chown(self.data_dir, self.run_as.uid, self.run_as.gid)
         self.data_dir.chmod(0o700)
