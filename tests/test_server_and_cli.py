@@ -128,17 +128,24 @@ def test_serve_answers_slack_and_stops_cleanly_on_sigterm(
 
 
 def test_db_upgrade_without_database_url_runs_an_embedded_postgresql(tmp_path: Path) -> None:
-    data = tmp_path / "db"
-    tmp_path.chmod(0o755)
-    tmp_path.parent.chmod(0o755)
+    import shutil
+    import tempfile
 
-    result = run_cli("db", "upgrade", env={"EMBEDDED_DB_DIR": str(data)}, cwd=tmp_path, timeout=120)
+    root = Path(tempfile.mkdtemp(prefix="accessbot-embedded-"))
+    root.chmod(0o755)  # when we are root, PostgreSQL runs as `postgres`, which must reach it
+    data = root / "db"
+    try:
+        result = run_cli(
+            "db", "upgrade", env={"EMBEDDED_DB_DIR": str(data)}, cwd=tmp_path, timeout=120
+        )
 
-    assert result.returncode == 0, result.stderr
-    assert "database is at the latest revision" in result.stdout
-    assert "using an embedded PostgreSQL in" in result.stderr
-    assert (data / "PG_VERSION").is_file() or "/var/lib/accessbot" in result.stderr
-    assert not (data / "postmaster.pid").exists(), "the embedded server is stopped on exit"
+        assert result.returncode == 0, result.stderr
+        assert "database is at the latest revision" in result.stdout
+        assert f"using an embedded PostgreSQL in {data}" in result.stderr
+        assert (data / "PG_VERSION").is_file()
+        assert not (data / "postmaster.pid").exists(), "the embedded server is stopped on exit"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -173,13 +180,18 @@ def test_dotenv_also_provides_the_variables_workflows_read(tmp_path: Path) -> No
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_embedded_data_directory_may_not_exist_yet(tmp_path: Path) -> None:
+def test_embedded_data_directory_may_not_exist_yet() -> None:
+    import shutil
+    import tempfile
+
     from app.db.embedded import EmbeddedPostgres
 
-    tmp_path.chmod(0o755)
-    tmp_path.parent.chmod(0o755)
-    wanted = tmp_path / "not" / "yet" / "postgres"
-
-    server = EmbeddedPostgres(wanted)
+    root = Path(tempfile.mkdtemp(prefix="accessbot-embedded-"))
+    root.chmod(0o755)
+    wanted = root / "not" / "yet" / "postgres"
+    try:
+        server = EmbeddedPostgres(wanted)
+    finally:
+        shutil.rmtree(root)
 
     assert server.data_dir == wanted
