@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from tests.support.bot import (
     REQUESTER,
     WEBHOOK_SECRET,
     Bot,
+    default_workflows,
     start_bot,
 )
 from tests.support.fake_slack import FakeSlack
@@ -74,3 +76,14 @@ def bot_factory(
 @pytest.fixture
 def bot(bot_factory: Callable[..., Bot]) -> Bot:
     return bot_factory()
+
+
+@pytest.fixture
+def bot_with(bot_factory: Callable[..., Bot], webhook: WebhookReceiver) -> Callable[..., Bot]:
+    """A bot whose one workflow is the default with `changes`, and with `settings` set."""
+
+    def start(settings: dict[str, Any] | None = None, **changes: Any) -> Bot:
+        (workflow,) = default_workflows(webhook.url)
+        return bot_factory(workflows=[replace(workflow, **changes)], **(settings or {}))
+
+    return start

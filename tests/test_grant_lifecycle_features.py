@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import update
 
 from app.core.models import AccessRequest, Grant, GrantState, RequestState
@@ -21,20 +19,9 @@ from tests.support.bot import (
     OUTSIDER,
     REQUESTER,
     Bot,
-    default_workflows,
     insert_active_grant,
 )
 from tests.support.wait import wait_until
-from tests.support.webhook_receiver import WebhookReceiver
-
-
-@pytest.fixture
-def lifecycle_bot(bot_factory: Callable[..., Bot], webhook: WebhookReceiver) -> Callable[..., Bot]:
-    def start(settings: dict[str, Any] | None = None, **changes: Any) -> Bot:
-        (workflow,) = default_workflows(webhook.url)
-        return bot_factory(workflows=[replace(workflow, **changes)], **(settings or {}))
-
-    return start
 
 
 def granted(bot: Bot, duration: timedelta = timedelta(minutes=15)) -> tuple[AccessRequest, Grant]:
@@ -61,8 +48,8 @@ def dm_buttons(bot: Bot, where: str) -> dict[str, str]:
 # -- give back early ------------------------------------------------------------------------
 
 
-def test_requester_gives_access_back_from_the_grant_dm(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_requester_gives_access_back_from_the_grant_dm(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     request, _grant = granted(bot)
     buttons = dm_buttons(bot, "granted until")
     assert set(buttons) == {"Extend", "Give back access"}
@@ -92,9 +79,9 @@ def test_requester_gives_access_back_from_the_grant_dm(lifecycle_bot: Callable[.
 
 
 def test_approver_revokes_from_the_approvers_message_and_outsiders_cannot(
-    lifecycle_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
-    bot = lifecycle_bot()
+    bot = bot_with()
     _request, grant = granted(bot)
     message = bot.slack.wait_for("chat.update", where=lambda c: "granted until" in c.text())[-1]
     assert message.buttons() == ["Revoke"]
@@ -114,8 +101,8 @@ def test_approver_revokes_from_the_approvers_message_and_outsiders_cannot(
     assert bot.grants()[0].ended_by == APPROVER_2
 
 
-def test_revoking_twice_says_it_is_already_revoked(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_revoking_twice_says_it_is_already_revoked(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     _, grant = granted(bot)
     bot.sender.click(REQUESTER, Ids.GIVE_BACK, str(grant.id), channel_id="D0DM")
     wait_until(lambda: bot.grants()[0].state == GrantState.REVOKED, what="revocation")
@@ -132,9 +119,9 @@ def test_revoking_twice_says_it_is_already_revoked(lifecycle_bot: Callable[..., 
 
 
 def test_extension_within_max_duration_goes_through_the_approvers(
-    lifecycle_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
-    bot = lifecycle_bot(max_duration=timedelta(minutes=45))
+    bot = bot_with(max_duration=timedelta(minutes=45))
     request, grant = granted(bot)
     first_expiry = grant.expires_at
     assert first_expiry is not None
@@ -183,9 +170,9 @@ def test_extension_within_max_duration_goes_through_the_approvers(
 
 
 def test_extension_beyond_max_duration_is_refused_and_changes_nothing(
-    lifecycle_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
-    bot = lifecycle_bot(max_duration=timedelta(minutes=20))
+    bot = bot_with(max_duration=timedelta(minutes=20))
     _, grant = granted(bot)
 
     response = bot.sender.submit_extension(
@@ -201,9 +188,9 @@ def test_extension_beyond_max_duration_is_refused_and_changes_nothing(
 
 
 def test_when_no_extension_fits_the_extend_button_says_so(
-    lifecycle_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
-    bot = lifecycle_bot(max_duration=timedelta(minutes=15))
+    bot = bot_with(max_duration=timedelta(minutes=15))
     _, grant = granted(bot)
 
     bot.sender.click(REQUESTER, Ids.EXTEND, str(grant.id), channel_id="D0DM")
@@ -215,8 +202,8 @@ def test_when_no_extension_fits_the_extend_button_says_so(
     assert bot.slack.calls_to("views.open") == []
 
 
-def test_only_the_holder_can_extend(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_only_the_holder_can_extend(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     _, grant = granted(bot)
 
     response = bot.sender.submit_extension(
@@ -229,8 +216,8 @@ def test_only_the_holder_can_extend(lifecycle_bot: Callable[..., Bot]) -> None:
 # -- cancel and pending expiry ----------------------------------------------------------------
 
 
-def test_requester_cancels_a_pending_request(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_requester_cancels_a_pending_request(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     request, _ = bot.request_access()
     buttons = dm_buttons(bot, "sent to the approvers")
 
@@ -245,8 +232,8 @@ def test_requester_cancels_a_pending_request(lifecycle_bot: Callable[..., Bot]) 
     assert bot.grants() == []
 
 
-def test_only_the_requester_can_cancel(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_only_the_requester_can_cancel(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     request, _ = bot.request_access()
 
     bot.sender.click(APPROVER, Ids.CANCEL, str(request.id), channel_id=APPROVERS_CHANNEL)
@@ -255,8 +242,8 @@ def test_only_the_requester_can_cancel(lifecycle_bot: Callable[..., Bot]) -> Non
     assert bot.requests()[0].state == RequestState.PENDING
 
 
-def test_a_request_nobody_decides_expires(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot(request_ttl=timedelta(seconds=1))
+def test_a_request_nobody_decides_expires(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with(request_ttl=timedelta(seconds=1))
     request, _ = bot.request_access()
 
     wait_until(
@@ -278,10 +265,10 @@ def test_a_request_nobody_decides_expires(lifecycle_bot: Callable[..., Bot]) -> 
 
 
 def test_reminder_comes_before_expiry_with_an_extend_button(
-    lifecycle_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
     # 15-minute grants are reminded 14 minutes 57 seconds before they end: 3 s after the grant.
-    bot = lifecycle_bot(settings={"reminder_minutes": 14.95, "reminder_min_grant_minutes": 10})
+    bot = bot_with(settings={"reminder_minutes": 14.95, "reminder_min_grant_minutes": 10})
     _, grant = granted(bot)
     assert grant.granted_at is not None
     assert not [c for c in bot.slack.dms_to(REQUESTER) if "ends" in c.text()], "not yet"
@@ -297,8 +284,8 @@ def test_reminder_comes_before_expiry_with_an_extend_button(
     assert len([c for c in bot.slack.dms_to(REQUESTER) if "⏰" in c.text()]) == 1
 
 
-def test_short_grants_get_no_reminder(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot(settings={"reminder_minutes": 14.99})  # grants under 30 minutes: none
+def test_short_grants_get_no_reminder(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with(settings={"reminder_minutes": 14.99})  # grants under 30 minutes: none
     granted(bot)
 
     bot.runtime.sweep()
@@ -323,9 +310,9 @@ def texts(blocks: list[dict[str, Any]]) -> str:
 
 
 def test_app_home_shows_my_access_my_requests_and_my_decisions(
-    lifecycle_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
-    bot = lifecycle_bot()
+    bot = bot_with()
     _, grant = granted(bot)
     pending, _ = bot.request_access(duration=timedelta(hours=1), justification="second thing")
 
@@ -339,8 +326,8 @@ def test_app_home_shows_my_access_my_requests_and_my_decisions(
     assert "Waiting for your decision* (1)" in texts(theirs) and "second thing" in texts(theirs)
 
 
-def test_app_home_stays_within_100_blocks_with_many_rows(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_app_home_stays_within_100_blocks_with_many_rows(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     for _ in range(40):
         insert_active_grant(bot.sessions, expires_in=timedelta(minutes=30))
     with bot.sessions.begin() as session:
@@ -353,8 +340,8 @@ def test_app_home_stays_within_100_blocks_with_many_rows(lifecycle_bot: Callable
     assert "…and 25 more not shown (newest first)." in texts(blocks)
 
 
-def test_app_home_buttons_act_and_refresh_the_home(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_app_home_buttons_act_and_refresh_the_home(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     request, _ = bot.request_access()
     home_blocks(bot, APPROVER)
 
@@ -364,8 +351,8 @@ def test_app_home_buttons_act_and_refresh_the_home(lifecycle_bot: Callable[..., 
     bot.slack.wait_for("views.publish", user_id=APPROVER, count=2)
 
 
-def test_access_list_and_help(lifecycle_bot: Callable[..., Bot]) -> None:
-    bot = lifecycle_bot()
+def test_access_list_and_help(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with()
     granted(bot)
 
     listing = bot.sender.command(REQUESTER, "list")

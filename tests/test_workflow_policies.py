@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,15 +26,6 @@ from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 
-@pytest.fixture
-def policy_bot(bot_factory: Callable[..., Bot], webhook: WebhookReceiver) -> Callable[..., Bot]:
-    def start(settings: dict[str, Any] | None = None, **changes: Any) -> Bot:
-        (workflow,) = default_workflows(webhook.url)
-        return bot_factory(workflows=[replace(workflow, **changes)], **(settings or {}))
-
-    return start
-
-
 def wait_for_state(bot: Bot, state: RequestState) -> None:
     wait_until(lambda: bot.requests() and bot.requests()[-1].state == state, what=f"state {state}")
 
@@ -43,8 +33,8 @@ def wait_for_state(bot: Bot, state: RequestState) -> None:
 # -- who approves ---------------------------------------------------------------------------
 
 
-def test_approvers_given_by_email(policy_bot: Callable[..., Bot]) -> None:
-    bot = policy_bot(approvers=["carol@example.com"])
+def test_approvers_given_by_email(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with(approvers=["carol@example.com"])
     request, _ = bot.request_access()
 
     bot.click(APPROVER, Ids.APPROVE, request)  # bob is not carol
@@ -56,11 +46,9 @@ def test_approvers_given_by_email(policy_bot: Callable[..., Bot]) -> None:
     assert bot.slack.calls_to("users.lookupByEmail", email="carol@example.com")
 
 
-def test_approvers_given_by_user_group(
-    policy_bot: Callable[..., Bot], fake_slack: FakeSlack
-) -> None:
+def test_approvers_given_by_user_group(bot_with: Callable[..., Bot], fake_slack: FakeSlack) -> None:
     fake_slack.usergroups["S0ONCALLLEADS"] = [APPROVER_2]
-    bot = policy_bot(approvers=["S0ONCALLLEADS"])
+    bot = bot_with(approvers=["S0ONCALLLEADS"])
     request, _ = bot.request_access()
 
     bot.click(APPROVER, Ids.APPROVE, request)
@@ -72,10 +60,10 @@ def test_approvers_given_by_user_group(
 
 
 def test_without_approvers_the_channel_members_approve_and_leaving_takes_the_right_away(
-    policy_bot: Callable[..., Bot], fake_slack: FakeSlack
+    bot_with: Callable[..., Bot], fake_slack: FakeSlack
 ) -> None:
     fake_slack.channel_members[APPROVERS_CHANNEL] = ["UBOT", APPROVER, APPROVER_2, REQUESTER]
-    bot = policy_bot(settings={"approvers_cache_seconds": 0}, approvers=[])
+    bot = bot_with(settings={"approvers_cache_seconds": 0}, approvers=[])
     request, _ = bot.request_access()
     fake_slack.channel_members[APPROVERS_CHANNEL].remove(APPROVER)  # Bob leaves the channel
 
@@ -88,9 +76,9 @@ def test_without_approvers_the_channel_members_approve_and_leaving_takes_the_rig
 
 
 def test_directory_failure_refuses_the_click(
-    policy_bot: Callable[..., Bot], fake_slack: FakeSlack
+    bot_with: Callable[..., Bot], fake_slack: FakeSlack
 ) -> None:
-    bot = policy_bot(approvers=["S0MISSING"])
+    bot = bot_with(approvers=["S0MISSING"])
     request, _ = bot.request_access()
 
     bot.click(APPROVER, Ids.APPROVE, request)
@@ -103,8 +91,8 @@ def test_directory_failure_refuses_the_click(
 # -- quorum ---------------------------------------------------------------------------------
 
 
-def test_two_approvals_are_needed_and_the_tally_is_shown(policy_bot: Callable[..., Bot]) -> None:
-    bot = policy_bot(required_approvals=2)
+def test_two_approvals_are_needed_and_the_tally_is_shown(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with(required_approvals=2)
     request, post = bot.request_access()
     assert "0 of 2 approvals" in post.text()
     dm = bot.slack.wait_for("chat.postMessage", channel=REQUESTER)[0]
@@ -138,9 +126,9 @@ def test_two_approvals_are_needed_and_the_tally_is_shown(policy_bot: Callable[..
 
 
 def test_one_deny_ends_a_request_that_needs_several_approvals(
-    policy_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
-    bot = policy_bot(required_approvals=2)
+    bot = bot_with(required_approvals=2)
     request, _ = bot.request_access()
     bot.click(APPROVER, Ids.APPROVE, request)
     bot.slack.wait_for("chat.update", where=lambda c: "1 of 2" in c.text())
@@ -171,9 +159,9 @@ class Recorder:
         return [name for name, _ in self.calls]
 
 
-def test_hook_approval_grants_without_a_click_and_says_why(policy_bot: Callable[..., Bot]) -> None:
+def test_hook_approval_grants_without_a_click_and_says_why(bot_with: Callable[..., Bot]) -> None:
     recorder = Recorder()
-    bot = policy_bot(
+    bot = bot_with(
         on_request=recorder.hook("on_request", Decision.approve("read-only and short: fine")),
         after_grant=recorder.hook("after_grant"),
     )
@@ -203,9 +191,9 @@ def test_hook_approval_grants_without_a_click_and_says_why(policy_bot: Callable[
     assert granted_info.expires_at is not None
 
 
-def test_hook_denial_tells_the_requester_why(policy_bot: Callable[..., Bot]) -> None:
+def test_hook_denial_tells_the_requester_why(bot_with: Callable[..., Bot]) -> None:
     recorder = Recorder()
-    bot = policy_bot(
+    bot = bot_with(
         on_request=recorder.hook("on_request", Decision.deny("no production access on Fridays")),
         after_deny=recorder.hook("after_deny"),
     )
@@ -227,9 +215,9 @@ def test_hook_denial_tells_the_requester_why(policy_bot: Callable[..., Bot]) -> 
 
 
 def test_hook_routing_shows_its_reason_to_requester_and_approvers(
-    policy_bot: Callable[..., Bot],
+    bot_with: Callable[..., Bot],
 ) -> None:
-    bot = policy_bot(on_request=lambda request: Decision.route("first request this month"))
+    bot = bot_with(on_request=lambda request: Decision.route("first request this month"))
 
     bot.sender.submit_request(
         REQUESTER, resource="orders-db", justification="x", duration_seconds=900
@@ -253,10 +241,10 @@ def test_hook_routing_shows_its_reason_to_requester_and_approvers(
     ids=["raises", "returns-junk"],
 )
 def test_a_broken_hook_routes_to_humans_and_is_reported(
-    policy_bot: Callable[..., Bot], result: Any, shown: str
+    bot_with: Callable[..., Bot], result: Any, shown: str
 ) -> None:
     recorder = Recorder()
-    bot = policy_bot(on_request=recorder.hook("on_request", result))
+    bot = bot_with(on_request=recorder.hook("on_request", result))
 
     bot.sender.submit_request(
         REQUESTER, resource="orders-db", justification="x", duration_seconds=900
@@ -269,9 +257,9 @@ def test_a_broken_hook_routes_to_humans_and_is_reported(
     assert bot.requests()[0].state == RequestState.PENDING and bot.grants() == []
 
 
-def test_after_hooks_run_and_a_failing_one_is_reported(policy_bot: Callable[..., Bot]) -> None:
+def test_after_hooks_run_and_a_failing_one_is_reported(bot_with: Callable[..., Bot]) -> None:
     recorder = Recorder()
-    bot = policy_bot(
+    bot = bot_with(
         after_grant=recorder.hook("after_grant", ValueError("ticket system down")),
         after_revoke=recorder.hook("after_revoke"),
     )
@@ -297,7 +285,7 @@ def test_after_hooks_run_and_a_failing_one_is_reported(policy_bot: Callable[...,
 
 
 def test_resource_overrides_durations_and_approvers(
-    policy_bot: Callable[..., Bot], webhook: WebhookReceiver
+    bot_with: Callable[..., Bot], webhook: WebhookReceiver
 ) -> None:
     (base,) = default_workflows(webhook.url)
     special = Resource(
@@ -307,7 +295,7 @@ def test_resource_overrides_durations_and_approvers(
         durations=[timedelta(minutes=5)],
         approvers=[APPROVER_2],
     )
-    bot = policy_bot(resources=[*base.resources, special])
+    bot = bot_with(resources=[*base.resources, special])
 
     refused = bot.sender.submit_request(
         REQUESTER, resource="billing-db", justification="x", duration_seconds=900
@@ -322,7 +310,7 @@ def test_resource_overrides_durations_and_approvers(
 
 
 def test_choosing_a_resource_offers_its_own_durations(
-    policy_bot: Callable[..., Bot], webhook: WebhookReceiver
+    bot_with: Callable[..., Bot], webhook: WebhookReceiver
 ) -> None:
     (base,) = default_workflows(webhook.url)
     special = Resource(
@@ -331,7 +319,7 @@ def test_choosing_a_resource_offers_its_own_durations(
         grant=base.resources[0].grant,
         durations=[timedelta(minutes=5)],
     )
-    bot = policy_bot(resources=[*base.resources, special])
+    bot = bot_with(resources=[*base.resources, special])
     bot.sender.command(REQUESTER)
     view = bot.slack.wait_for("views.open")[0].args["view"]
     assert view["blocks"][0]["dispatch_action"] is True
@@ -366,8 +354,8 @@ def test_choosing_a_resource_offers_its_own_durations(
     assert update.args["view_id"] == "V0VIEW" and update.args["hash"] == "h1"
 
 
-def test_outsider_is_still_refused_with_a_hook(policy_bot: Callable[..., Bot]) -> None:
-    bot = policy_bot(on_request=lambda request: None)
+def test_outsider_is_still_refused_with_a_hook(bot_with: Callable[..., Bot]) -> None:
+    bot = bot_with(on_request=lambda request: None)
     request, _ = bot.request_access()
 
     bot.click(OUTSIDER, Ids.APPROVE, request)

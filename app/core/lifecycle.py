@@ -176,7 +176,6 @@ class GrantLifecycle:
                     grant_id=grant.id,
                     error=why,
                 )
-                outcome = (RequestView.of(grant.request, name), RequestView.of(extension, name))
             else:
                 grant.expires_at = new_expiry
                 grant.reminded_at = None
@@ -189,9 +188,11 @@ class GrantLifecycle:
                     extension_request_id=str(extension.id),
                     expires_at=_iso(new_expiry),
                 )
-                session.flush()
-                outcome = (RequestView.of(grant.request, name), RequestView.of(extension, name))
-        view, extension_view = outcome
+            session.flush()
+            view, extension_view = (
+                RequestView.of(grant.request, name),
+                RequestView.of(extension, name),
+            )
         if why is not None:
             self.notifier.extension_failed(view, extension_view, why)
             return
