@@ -86,6 +86,7 @@ class Runtime:
         return (
             self.lifecycle.process_due()
             + self.requests.expire_pending()
+            + self.requests.post_unposted()
             + self.lifecycle.send_reminders()
         )
 

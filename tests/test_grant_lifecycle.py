@@ -159,3 +159,40 @@ def test_two_instances_on_one_database_revoke_each_grant_exactly_once(
     assert set(revokes.values()) == {1}
     revoked_audit = Counter(e.grant_id for e in first.audit() if e.event == "revoked")
     assert set(revoked_audit.values()) == {1} and len(revoked_audit) == len(grants)
+
+
+def test_a_request_stored_but_never_posted_is_posted_by_the_sweep(bot: Bot) -> None:
+    """The process stopped between storing a request and posting it: nothing is lost."""
+    import uuid
+
+    from app.core.models import AccessRequest, RequestState
+    from app.core.ports import utcnow
+
+    request_id = uuid.uuid4()
+    with bot.sessions.begin() as session:
+        session.add(
+            AccessRequest(
+                id=request_id,
+                workflow="production",
+                resource_id="orders-db",
+                requester_slack_id=REQUESTER,
+                requester_email="alice@example.com",
+                justification="stored just before a crash",
+                duration=timedelta(minutes=15),
+                state=RequestState.PENDING,
+                created_at=utcnow() - timedelta(minutes=2),
+                approvers_channel=APPROVERS_CHANNEL,
+                pending_until=utcnow() + timedelta(hours=1),
+            )
+        )
+    bot.slack.fail_next("chat.postMessage", "ratelimited")  # the first try fails too
+
+    bot.runtime.sweep()
+    bot.runtime.sweep()
+
+    posts = bot.slack.calls_to("chat.postMessage", channel=APPROVERS_CHANNEL)
+    assert len(posts) == 2 and "stored just before a crash" in posts[1].text()
+    assert posts[1].buttons() == ["Approve", "Deny"]
+    assert bot.requests()[0].approvers_message_ts is not None
+    bot.runtime.sweep()
+    assert len(bot.slack.calls_to("chat.postMessage", channel=APPROVERS_CHANNEL)) == 2

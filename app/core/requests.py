@@ -450,6 +450,33 @@ class AccessRequests:
 
     # -- sweeping ------------------------------------------------------------------------------
 
+    def post_unposted(self, *, older_than: timedelta = timedelta(minutes=1)) -> int:
+        """Pending requests the approvers never saw (the process stopped between storing and
+        posting, or Slack failed) are posted now, so no request waits unseen until it expires."""
+        posted = 0
+        cutoff = self.clock() - older_than
+        while True:
+            with self.sessions.begin() as session:
+                request = session.scalars(
+                    select(AccessRequest)
+                    .where(
+                        AccessRequest.state == RequestState.PENDING,
+                        AccessRequest.approvers_message_ts.is_(None),
+                        AccessRequest.created_at <= cutoff,
+                    )
+                    .order_by(AccessRequest.created_at)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if request is None:
+                    return posted
+                message = self.notifier.post_to_approvers(self._view(request))
+                if message is None:  # Slack refused: the next sweep tries again
+                    return posted
+                request.approvers_message_ts = message.ts
+                request.approvers_channel = message.channel
+            posted += 1
+
     def expire_pending(self) -> int:
         """Requests nobody decided within their workflow's request_ttl expire."""
         expired = 0

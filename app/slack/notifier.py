@@ -25,6 +25,9 @@ class SlackNotifier:
         self._dm(view, blocks.dm_submitted(view), blocks.dm_submitted_blocks(view))
         return self._post(view)
 
+    def post_to_approvers(self, view: RequestView) -> MessageRef | None:
+        return self._post(view)
+
     def _post(self, view: RequestView) -> MessageRef | None:
         text, message_blocks = blocks.approvers_message(view)
         try:
