@@ -87,6 +87,7 @@ class Runtime:
             self.lifecycle.process_due()
             + self.requests.expire_pending()
             + self.requests.post_unposted()
+            + self.lifecycle.announce_missed()
             + self.lifecycle.send_reminders()
         )
 

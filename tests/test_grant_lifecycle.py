@@ -196,3 +196,33 @@ def test_a_request_stored_but_never_posted_is_posted_by_the_sweep(bot: Bot) -> N
     assert bot.requests()[0].approvers_message_ts is not None
     bot.runtime.sweep()
     assert len(bot.slack.calls_to("chat.postMessage", channel=APPROVERS_CHANNEL)) == 2
+
+
+def test_a_grant_dm_lost_to_a_crash_or_a_slack_error_is_sent_by_the_sweep(bot: Bot) -> None:
+    grant = insert_active_grant(bot.sessions, expires_in=timedelta(minutes=10))
+    with bot.sessions.begin() as session:  # granted, but the process stopped before the DM
+        session.execute(update(Grant).values(notified_state=None))
+    bot.slack.fail_next("chat.postMessage", "fatal_error")  # ...and Slack fails the first try
+
+    bot.runtime.sweep()
+    assert bot.grants()[0].notified_state is None
+    bot.runtime.sweep()
+
+    dms = [c for c in bot.slack.dms_to(REQUESTER) if "granted until" in c.text()]
+    assert len(dms) == 2  # the failed try, then the one that went out
+    assert bot.grants()[0].notified_state == GrantState.ACTIVE
+    bot.runtime.sweep()
+    assert len([c for c in bot.slack.dms_to(REQUESTER) if "granted until" in c.text()]) == 2
+    assert grant.id == bot.grants()[0].id
+
+
+def test_a_live_grant_change_is_announced_once(bot: Bot) -> None:
+    request, _ = bot.request_access()
+    bot.click(APPROVER, Ids.APPROVE, request)
+    wait_until(
+        lambda: bot.grants() and bot.grants()[0].notified_state == GrantState.ACTIVE, what="DM"
+    )
+
+    bot.runtime.sweep()
+
+    assert len([c for c in bot.slack.dms_to(REQUESTER) if "granted until" in c.text()]) == 1

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import and_, case, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
@@ -37,7 +37,7 @@ class _Outcome:
     """What an attempt changed, to tell people and to book the next wake-up after the commit."""
 
     view: RequestView
-    notify: Callable[[RequestView], None] | None
+    notify: Callable[[RequestView], bool] | None
     wake_at: datetime | None
     hook: AfterHook | None = None
 
@@ -252,6 +252,48 @@ class GrantLifecycle:
             self.notifier.expiry_reminder(view)
             sent += 1
 
+    def announce_missed(self, *, older_than: timedelta = timedelta(minutes=1)) -> int:
+        """Tell requesters about grant changes whose DM never went out (a crash right after the
+        commit, or Slack failing), once the change is `older_than` old."""
+        cutoff = self.clock() - older_than
+        changed_at = case(
+            (Grant.state == GrantState.ACTIVE, Grant.granted_at), else_=Grant.ended_at
+        )
+        announced = 0
+        while True:
+            with self.sessions.begin() as session:
+                grant = session.scalars(
+                    select(Grant)
+                    .where(
+                        Grant.state.in_(ANNOUNCED),
+                        Grant.notified_state.is_distinct_from(Grant.state),
+                        changed_at <= cutoff,
+                    )
+                    .limit(1)
+                    .with_for_update(of=Grant, skip_locked=True)
+                ).first()
+                if grant is None:
+                    return announced
+                name, _ = self._strategy(grant)
+                view = RequestView.of(grant.request, name)
+                notify = {
+                    GrantState.ACTIVE: self.notifier.grant_activated,
+                    GrantState.FAILED: self.notifier.grant_failed,
+                    GrantState.REVOKED: self.notifier.grant_ended,
+                }[GrantState(grant.state)]
+                if not notify(view):
+                    return announced  # Slack is failing: the next sweep tries again
+                grant.notified_state = grant.state
+            announced += 1
+
+    def _mark_notified(self, view: RequestView) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Grant)
+                .where(Grant.request_id == view.id, Grant.state == view.grant_state)
+                .values(notified_state=view.grant_state)
+            )
+
     def _wake_for(self, expires_at: datetime, granted_at: datetime | None) -> None:
         self.wakeups.wake_at(expires_at)
         if granted_at is not None and expires_at - granted_at >= self.reminder_min_grant:
@@ -391,7 +433,7 @@ class GrantLifecycle:
         session: Session,
         grant: Grant,
         resource_name: str,
-        notify: Callable[[RequestView], None] | None,
+        notify: Callable[[RequestView], bool] | None,
         wake_at: datetime | None,
         hook: AfterHook | None = None,
     ) -> _Outcome:
@@ -407,9 +449,14 @@ class GrantLifecycle:
             else:
                 self.wakeups.wake_at(outcome.wake_at)
         if outcome.notify is not None:
-            outcome.notify(outcome.view)
+            told = outcome.notify(outcome.view)
+            if told and outcome.view.grant_state in ANNOUNCED:
+                self._mark_notified(outcome.view)
         if outcome.hook is not None:
             self.hooks.run(outcome.hook, outcome.view)
+
+
+ANNOUNCED = (GrantState.ACTIVE, GrantState.FAILED, GrantState.REVOKED)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -111,6 +111,7 @@ class Grant(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     reminded_at: Mapped[datetime | None]  # the "expires soon" DM went out
+    notified_state: Mapped[str | None] = mapped_column(String(20))  # last state the user was told
 
     request: Mapped[AccessRequest] = relationship(
         back_populates="grant", lazy="joined", innerjoin=True, foreign_keys=[request_id]

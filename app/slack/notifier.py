@@ -56,20 +56,20 @@ class SlackNotifier:
         if view.state == RequestState.DENIED:
             self._dm(view, blocks.dm_denied(view))
 
-    def grant_activated(self, view: RequestView) -> None:
+    def grant_activated(self, view: RequestView) -> bool:
         self._refresh(view)
-        self._dm(view, blocks.dm_granted(view), blocks.dm_granted_blocks(view))
+        return self._dm(view, blocks.dm_granted(view), blocks.dm_granted_blocks(view))
 
-    def grant_failed(self, view: RequestView) -> None:
+    def grant_failed(self, view: RequestView) -> bool:
         self._refresh(view)
         self._alert(view, blocks.alert_grant_failed(view))
-        self._dm(view, blocks.dm_grant_failed(view))
+        return self._dm(view, blocks.dm_grant_failed(view))
 
-    def grant_ended(self, view: RequestView) -> None:
+    def grant_ended(self, view: RequestView) -> bool:
         self._refresh(view)
         if view.end_reason != "expired":
             self._alert(view, blocks.note_revoked_early(view), broadcast=False)
-        self._dm(view, blocks.dm_ended(view))
+        return self._dm(view, blocks.dm_ended(view))
 
     def request_closed(self, view: RequestView) -> None:
         self._refresh(view)
@@ -121,10 +121,12 @@ class SlackNotifier:
         except SlackApiError as exc:
             log.error("could not alert %s about %s: %s", view.approvers_channel, view.id, exc)
 
-    def _dm(self, view: RequestView, text: str, message_blocks: list | None = None) -> None:
+    def _dm(self, view: RequestView, text: str, message_blocks: list | None = None) -> bool:
         try:
             self.client.chat_postMessage(
                 channel=view.requester_slack_id, text=text, blocks=message_blocks
             )
         except SlackApiError as exc:
             log.error("could not DM %s about %s: %s", view.requester_slack_id, view.id, exc)
+            return False
+        return True
