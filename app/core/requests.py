@@ -501,8 +501,11 @@ class AccessRequests:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def overview(self, slack_id: str, *, limit: int = 50) -> Overview:
-        """What one person sees of accessbot: their access, their requests, their decisions."""
+    def overview(self, slack_id: str, *, limit: int = 50, decisions: bool = True) -> Overview:
+        """What one person sees of accessbot: their access, their requests, their decisions.
+
+        `decisions=False` skips what waits for their decision, which may ask Slack who
+        approves (not for Slack's 3-second path)."""
         mine = AccessRequest.requester_slack_id == slack_id
         live = Grant.state.in_([GrantState.GRANTING, GrantState.ACTIVE, GrantState.REVOKING])
         with self.sessions() as session:
@@ -536,7 +539,7 @@ class AccessRequests:
                     AccessRequest.requester_slack_id != slack_id,
                 )
                 .order_by(AccessRequest.created_at.desc())
-                .limit(200)
+                .limit(200 if decisions else 0)
             ).all()
             to_decide = [
                 self._view(r)

@@ -30,7 +30,8 @@ def register(app: App, *, registry: Registry, requests: AccessRequests, clock: C
             ack(text=HELP)
             return
         if text == "list":
-            ack(text=list_text(requests.overview(command["user_id"], limit=20), now=clock()))
+            overview = requests.overview(command["user_id"], limit=20, decisions=False)
+            ack(text=list_text(overview, now=clock()))
             return
         if text:
             ack(text=f"I don't know `/access {text[:50]}`.\n\n{HELP}")
