@@ -96,8 +96,3 @@ class Wakeups(Protocol):
     """Asks to be woken at a time (the scheduler); the database stays the source of truth."""
 
     def wake_at(self, when: datetime) -> None: ...
-
-
-class NoWakeups:
-    def wake_at(self, when: datetime) -> None:
-        return None

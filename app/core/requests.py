@@ -414,9 +414,8 @@ class AccessRequests:
             duration_seconds=duration_seconds,
             justification=justification,
         )
-        if errors:
+        if errors:  # validation has checked the grant, its holder and the duration
             raise InvalidRequest(errors)
-        self.extension_choices(grant_id=grant_id, actor=actor)
         grant = self._grant(grant_id)
         found = self.registry.find(grant.request.resource_id)
         duration = parse_seconds(duration_seconds)

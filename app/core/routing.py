@@ -44,9 +44,6 @@ class Route:
     evidence: dict[str, Any] = field(default_factory=dict)  # for the audit log
 
 
-TO_HUMANS = Route("route", None)
-
-
 @dataclass(frozen=True)
 class OnCallCheck:
     result: OnCallResult | None  # None: no rule, no PagerDuty, or nothing to look up
@@ -105,7 +102,9 @@ class Router:
         if not email:
             return OnCallCheck(None, "Not auto-approved: Slack has no email for the requester.")
         result = self.oncall.check(email, rule)
-        return OnCallCheck(result, None, self._cap_reached(rule, requester.slack_id))
+        # The cap only matters, and is only counted, when the check would approve.
+        capped = self._cap_reached(rule, requester.slack_id) if result.on_call is True else None
+        return OnCallCheck(result, None, capped)
 
     def _cap_reached(self, rule: OnCall, slack_id: str) -> str | None:
         if rule.max_auto_approvals is None:

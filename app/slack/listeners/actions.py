@@ -7,24 +7,21 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from app.core.errors import AccessError
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
 from app.slack.ids import Ids
 from app.slack.listeners.home import publish_home
-from app.slack.listeners.replies import from_home, tell
+from app.slack.listeners.replies import act
 
 
 def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
     def decide(body: dict[str, Any], client: WebClient, *, approve: bool) -> None:
-        action = body["actions"][0]
-        user_id = body["user"]["id"]
-        try:
-            requests.decide(request_id=str(action.get("value")), actor=user_id, approve=approve)
-        except AccessError as exc:
-            tell(body, client, str(exc))
-        if from_home(body):
-            publish_home(client, requests, user_id, clock)
+        act(
+            body,
+            client,
+            lambda request, user: requests.decide(request_id=request, actor=user, approve=approve),
+            refresh_home=lambda user: publish_home(client, requests, user, clock),
+        )
 
     @app.action(Ids.APPROVE)
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

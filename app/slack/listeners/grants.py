@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -13,37 +14,31 @@ from app.core.requests import AccessRequests
 from app.slack import blocks
 from app.slack.ids import Ids
 from app.slack.listeners.home import publish_home
-from app.slack.listeners.replies import from_home, tell
+from app.slack.listeners.replies import act, tell
 
 EXTENSION_FIELDS = {"duration": Ids.DURATION_BLOCK, "justification": Ids.JUSTIFICATION_BLOCK}
 
 
 def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
-    def after(body: dict[str, Any], client: WebClient) -> None:
-        if from_home(body):
-            publish_home(client, requests, body["user"]["id"], clock)
+    def click(
+        body: dict[str, Any], client: WebClient, operation: Callable[[str, str], object]
+    ) -> None:
+        act(
+            body,
+            client,
+            operation,
+            refresh_home=lambda user: publish_home(client, requests, user, clock),
+        )
 
     @app.action(Ids.GIVE_BACK)
     def give_back(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        try:
-            requests.revoke_early(
-                grant_id=str(body["actions"][0].get("value")), actor=body["user"]["id"]
-            )
-        except AccessError as exc:
-            tell(body, client, str(exc))
-        after(body, client)
+        click(body, client, lambda grant, user: requests.revoke_early(grant_id=grant, actor=user))
 
     @app.action(Ids.CANCEL)
     def cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        try:
-            requests.cancel(
-                request_id=str(body["actions"][0].get("value")), actor=body["user"]["id"]
-            )
-        except AccessError as exc:
-            tell(body, client, str(exc))
-        after(body, client)
+        click(body, client, lambda request, user: requests.cancel(request_id=request, actor=user))
 
     @app.action(Ids.EXTEND)
     def open_extension(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
