@@ -1,4 +1,8 @@
-"""A fake Slack Web API: answers like Slack, records every call the app's WebClient makes."""
+"""A fake Slack Web API: answers like Slack, records every call the app's WebClient makes.
+
+Like real Slack it answers an unknown method with HTTP 200 and `unknown_method`, and, when a test
+asks it to, rate-limits with HTTP 429, a `Retry-After` header and `ratelimited`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,26 @@ from urllib.parse import urlsplit
 from tests.support.http_fake import Answer, FakeServer, json_answer, parse_body
 
 BOT_TOKEN = "xoxb-test-token"
+
+# Every Web API method the fake knows; any other answers `unknown_method`, as Slack does.
+KNOWN_METHODS = frozenset(
+    {
+        "auth.test",
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+        "chat.delete",
+        "views.open",
+        "views.update",
+        "views.publish",
+        "views.push",
+        "users.info",
+        "users.lookupByEmail",
+        "conversations.members",
+        "conversations.info",
+        "usergroups.users.list",
+    }
+)
 
 
 @dataclass
@@ -45,15 +69,26 @@ class Call:
         ]
 
 
+@dataclass
+class _RateLimit:
+    every: int  # every Nth call answers 429
+    retry_after: int
+    seen: int = 0
+
+
 class FakeSlack(FakeServer):
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # calls Slack accepted (answered 200), in arrival order
+        self.rate_limited: list[Call] = []  # calls answered 429; not in `calls`
+        self.unknown: list[Call] = []  # calls to methods Slack does not have; not in `calls`
         self.users: dict[str, dict[str, Any]] = {}
         self.channel_members: dict[str, list[str]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.errors: dict[str, list[str]] = {}
         self.delays: dict[str, float] = {}
+        self._rate_limits: dict[str | None, _RateLimit] = {}  # None: any method
+        self._rate_limit_next: dict[str, list[int]] = {}  # method -> Retry-After of each 429
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -71,6 +106,26 @@ class FakeSlack(FakeServer):
 
     def fail_next(self, method: str, error: str = "internal_error", times: int = 1) -> None:
         self.errors.setdefault(method, []).extend([error] * times)
+
+    def rate_limit(self, method: str | None = None, every: int = 3, retry_after: int = 1) -> None:
+        """Answer every `every`th call to `method` (to any method when None) with HTTP 429.
+
+        Calls are counted from now, the rate-limited ones included; `every=1` limits them all.
+        """
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        with self._lock:
+            self._rate_limits[method] = _RateLimit(every=every, retry_after=retry_after)
+
+    def rate_limit_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls to `method` with HTTP 429."""
+        with self._lock:
+            self._rate_limit_next.setdefault(method, []).extend([retry_after] * times)
+
+    def stop_rate_limiting(self) -> None:
+        with self._lock:
+            self._rate_limits.clear()
+            self._rate_limit_next.clear()
 
     # -- assertions ------------------------------------------------------------------------
 
@@ -99,9 +154,17 @@ class FakeSlack(FakeServer):
                 return found
             if time.monotonic() > deadline:
                 seen = "\n".join(f"  {c.method} {c.args}" for c in self.calls)
+                refused = "".join(
+                    f"\n{label}: " + ", ".join(c.method for c in refused_calls)
+                    for label, refused_calls in (
+                        ("answered 429", self.rate_limited),
+                        ("unknown methods", self.unknown),
+                    )
+                    if refused_calls
+                )
                 raise AssertionError(
                     f"expected {count} {method} call(s) matching {match}, found {len(found)}; "
-                    f"calls so far:\n{seen}"
+                    f"calls so far:\n{seen}{refused}"
                 )
             time.sleep(0.02)
 
@@ -114,9 +177,21 @@ class FakeSlack(FakeServer):
         api_method = urlsplit(path).path.removeprefix("/api/")
         args = parse_body(path, headers, body)
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        if api_method not in KNOWN_METHODS:
+            with self._lock:
+                self.unknown.append(Call(api_method, args))
+            return json_answer({"ok": False, "error": "unknown_method"})
         if auth != f"Bearer {BOT_TOKEN}":
             return json_answer({"ok": False, "error": "invalid_auth"})
         with self._lock:
+            retry_after = self._take_rate_limit(api_method)
+            if retry_after is not None:
+                self.rate_limited.append(Call(api_method, args))
+                return json_answer(
+                    {"ok": False, "error": "ratelimited"},
+                    429,
+                    **{"Retry-After": str(retry_after)},
+                )
             self.calls.append(Call(api_method, args))
             queued = self.errors.get(api_method)
             error = queued.pop(0) if queued else None
@@ -125,6 +200,20 @@ class FakeSlack(FakeServer):
         if error:
             return json_answer({"ok": False, "error": error})
         return json_answer(self.answer(api_method, args))
+
+    def _take_rate_limit(self, method: str) -> int | None:
+        """The Retry-After of a 429 for this call, or None to let it through. Under the lock."""
+        retry_after: int | None = None
+        queued = self._rate_limit_next.get(method)
+        if queued:
+            retry_after = queued.pop(0)
+        for key in (method, None):  # each rule counts every call it covers
+            rule = self._rate_limits.get(key)
+            if rule is not None:
+                rule.seen += 1
+                if rule.seen % rule.every == 0 and retry_after is None:
+                    retry_after = rule.retry_after
+        return retry_after
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -178,4 +267,9 @@ class FakeSlack(FakeServer):
             if users is None:
                 return {"ok": False, "error": "no_such_subteam"}
             return {"ok": True, "users": users}
+        if method == "conversations.info":
+            channel = str(args.get("channel"))
+            return {"ok": True, "channel": {"id": channel, "name": channel.lower()}}
+        if method == "chat.delete":
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         return {"ok": True}

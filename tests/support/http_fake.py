@@ -13,6 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 Answer = tuple[int, dict[str, str], bytes]
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of parallel calls (the bot's worker
+    # pool) would see dropped SYNs and one-second retransmits that no real server causes.
+    request_queue_size = 256
+
+
 class FakeServer:
     """Start with `start()`, stop with `stop()`; `handle` returns (status, headers, body)."""
 
@@ -47,10 +53,13 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # stop() waits for the serving loop to notice, up to one poll interval (0.5 s by default)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.wrap_socket: Callable[[Any], Any] | None = None
 
     @property
@@ -69,6 +78,7 @@ class FakeServer:
 
 
 def json_answer(payload: Any, status: int = 200, **headers: str) -> Answer:
+    """A JSON answer; pass dashed header names unpacked: `**{"Retry-After": "1"}`."""
     return status, {"Content-Type": "application/json", **headers}, json.dumps(payload).encode()
 
 

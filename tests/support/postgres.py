@@ -7,6 +7,7 @@ so the migrations themselves are under test and no test sees another's rows.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -23,12 +24,15 @@ TEMPLATE = "accessbot_test_template"
 class SuitePostgres:
     def __init__(self) -> None:
         self._embedded: EmbeddedPostgres | None = None
+        self.root: Path | None = (
+            None  # the temporary directory of our own server; stop() removes it
+        )
         external = os.environ.get("TEST_DATABASE_URL")
         if external:
             url = make_url(external.replace("postgres://", "postgresql://", 1))
             self._base = url.set(drivername="postgresql+psycopg")
         else:
-            root = Path(tempfile.mkdtemp(prefix="accessbot-test-pg-"))
+            root = self.root = Path(tempfile.mkdtemp(prefix="accessbot-test-pg-"))
             root.chmod(0o755)  # the postgres user must reach it when we are root
             self._embedded = EmbeddedPostgres(root / "data", durable=False)
             self._embedded.start()
@@ -59,6 +63,20 @@ class SuitePostgres:
         self._drop(name)
 
     def stop(self) -> None:
-        self._drop(TEMPLATE)
-        if self._embedded:
-            self._embedded.stop()
+        try:
+            self._drop(TEMPLATE)
+        finally:
+            if self._embedded:
+                self._embedded.stop()
+            self._remove_root()
+
+    def _remove_root(self) -> None:
+        if self.root is None:
+            return
+        # `pg_ctl stop -w` removes postmaster.pid once the server is down: never delete the files
+        # of a server that is still running.
+        if self._embedded and (self._embedded.data_dir / "postmaster.pid").exists():
+            return
+        # Files inside belong to the postgres user when we are root; root removes them.
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
