@@ -216,6 +216,7 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
     url = _database_url(settings)
     upgrade(url)
     runtime = build_runtime(settings, database_url=url, registry=registry)
+    runtime.start()  # its workers carry the revoke out, its sender tells the user
     try:
         with runtime.sessions() as session:
             grant_id = find_grant_id(session, args.id)
@@ -225,6 +226,7 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
             reason=args.reason,
             as_admin=True,
         )
+        view = runtime.settle(view.id)
     except (LookupError, AccessError) as exc:
         _fail(str(exc), 1)
     finally:

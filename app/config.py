@@ -60,6 +60,19 @@ class Settings(DatabaseSettings):
     reminder_min_grant_minutes: float = Field(default=30.0, ge=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     worker_threads: int = Field(default=16, ge=2)
+    after_ack_threads: int = Field(default=16, ge=1)  # the work listeners do after Slack's ack
+    # Grant and revoke calls in flight at once in this process, and at most to one target
+    # (a webhook host, or a strategy's in_flight_key); 0: half of grant_workers.
+    grant_workers: int = Field(default=32, ge=1, le=512)
+    grant_target_max_in_flight: int = Field(default=0, ge=0)
+    hook_deadline_seconds: float = Field(default=10.0, gt=0)  # a workflow hook's wall clock
+    slack_sender_threads: int = Field(default=8, ge=1, le=64)
+    # Multiplies the pace at which the outbox is sent (Slack's published limits at 1.0).
+    slack_rate_scale: float = Field(default=1.0, gt=0)
+    # How long a grant's lease outlives its strategy call: after a crash, another instance
+    # takes the grant over once the call's deadline plus this margin has passed.
+    lease_margin_seconds: float = Field(default=30.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)  # for work in flight at SIGTERM
     log_level: str = "INFO"
 
     @field_validator("pagerduty_api_url")

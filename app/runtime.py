@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -15,17 +19,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.core.approvers import Approvers
+from app.core.grant_workers import GrantWorkers
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
+from app.core.models import GrantState
+from app.core.outbox import Delivery, Outbox, OutboxQueue
 from app.core.ports import Clock, utcnow
 from app.core.requests import AccessRequests
 from app.core.routing import Router
+from app.core.views import RequestView
+from app.core.work import WorkLoop
 from app.db.session import make_engine, make_session_factory
 from app.oncall.pagerduty import PagerDutyOnCall, make_pagerduty_client
-from app.scheduler import GrantScheduler
+from app.scheduler import Scheduler
+from app.slack.after_ack import AfterAck, shutdown_within
 from app.slack.directory import SlackDirectory
 from app.slack.listeners import register
 from app.slack.notifier import SlackNotifier
+from app.slack.sender import SlackPacer, SlackSender
 from app.workflows.loader import Registry, load_workflows
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,12 @@ def make_slack_client(settings: Settings) -> WebClient:
         timeout=10,
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
     )
+
+
+def make_sender_client(slack: WebClient) -> WebClient:
+    """The outbox sender's client: the same server and token, but no retry on 429 of its own;
+    the sender honours Retry-After itself, for every thread, and never sleeps holding a lease."""
+    return WebClient(token=slack.token, base_url=slack.base_url, timeout=10)
 
 
 def make_oncall_checker(settings: Settings, registry: Registry) -> PagerDutyOnCall | None:
@@ -76,32 +93,80 @@ class Runtime:
     slack: WebClient
     lifecycle: GrantLifecycle
     requests: AccessRequests
-    scheduler: GrantScheduler
+    scheduler: Scheduler
+    grant_workers: GrantWorkers
+    outbox: OutboxQueue
+    sender: WorkLoop[Delivery]  # delivers the outbox to Slack
     bolt: App
     oncall: PagerDutyOnCall | None
+    listener_executor: ThreadPoolExecutor  # Bolt's: listeners validate and ack on it, no more
+    after_ack: AfterAck  # what listeners do after the ack
     _started: bool = field(default=False, init=False)
 
     def sweep(self) -> int:
-        """Everything that is due: grants to retry or revoke, requests to expire, reminders."""
+        """Timed work that is not a grant's: requests to expire or to route, reminders. Grants
+        have their workers; the sweep only nudges them (another process may have left some)."""
+        self.grant_workers.kick()
+        self.sender.kick()
         return (
-            self.lifecycle.process_due()
-            + self.requests.expire_pending()
-            + self.requests.post_unposted()
-            + self.lifecycle.announce_missed()
+            self.requests.expire_pending()
+            + self.requests.reroute_stuck()
             + self.lifecycle.send_reminders()
         )
 
+    def next_wakeup(self) -> datetime | None:
+        """The earliest time the sweep has something to do, read from the database."""
+        times = [self.requests.next_pending_expiry(), self.lifecycle.next_reminder()]
+        return min((t for t in times if t is not None), default=None)
+
+    def settle(self, request_id: uuid.UUID, timeout: float = 30.0) -> RequestView:
+        """Wait (at most `timeout` seconds) until the request's grant is not waiting for a first
+        attempt and its messages have left the outbox; its view then. For one-shot commands."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.requests.view(request_id)
+            attempted = view.grant_state not in (GrantState.GRANTING, GrantState.REVOKING)
+            if (attempted or view.grant_attempts) and not self.outbox.pending(request_id):
+                return view
+            if time.monotonic() > deadline:
+                return view
+            time.sleep(0.05)
+
     def start(self) -> None:
-        """Start the scheduler; its first sweep revokes whatever expired while we were down."""
-        self.scheduler.start(self.sweep)
+        """Start the workers, the outbox sender and the scheduler; whatever came due while we
+        were down is done at once."""
+        self.grant_workers.start()
+        self.sender.start()
+        self.scheduler.start(self.sweep, self.next_wakeup)
         self._started = True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Take no new work; let work in hand finish for at most `timeout` seconds in all
+        (SHUTDOWN_GRACE_SECONDS by default), then close. What is still unfinished keeps its
+        lease until it runs out; then another instance, or the next start, completes it.
+        Listeners first: the ones still running hand their work to after_ack, which takes it;
+        the outbox last, so the messages the others wrote still go out."""
+        grace = self.settings.shutdown_grace_seconds if timeout is None else timeout
+        deadline = time.monotonic() + grace
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         if self._started:
             self.scheduler.shutdown()
+        shutdown_within(self.listener_executor, left(), what="Slack listeners")
+        self.after_ack.shutdown(wait=True, timeout=left())
+        if self._started:
+            self.grant_workers.stop(left())
+            self.sender.stop(left())
         if self.oncall is not None:
             self.oncall.close()
         self.engine.dispose()
+
+
+def make_owner() -> str:
+    """Who holds this process's leases, in logs and in the database."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def build_runtime(
@@ -114,12 +179,20 @@ def build_runtime(
 ) -> Runtime:
     registry = registry or load_workflows(settings.workflows_dir)
     slack = slack or make_slack_client(settings)
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, pool_size=settings.grant_workers + 10)
     sessions = make_session_factory(engine)
-    notifier = SlackNotifier(slack)
-    scheduler = GrantScheduler(sweep_interval=timedelta(seconds=settings.sweep_interval_seconds))
+    owner = make_owner()
+    outbox = Outbox(sessions)
+    notifier = SlackNotifier(outbox)
+    scheduler = Scheduler(sweep_interval=timedelta(seconds=settings.sweep_interval_seconds))
     oncall = make_oncall_checker(settings, registry)
-    hooks = AfterHooks(registry=registry, sessions=sessions, notifier=notifier, clock=clock)
+    hooks = AfterHooks(
+        registry=registry,
+        sessions=sessions,
+        notifier=notifier,
+        clock=clock,
+        deadline=settings.hook_deadline_seconds,
+    )
     lifecycle = GrantLifecycle(
         sessions=sessions,
         registry=registry,
@@ -127,8 +200,17 @@ def build_runtime(
         clock=clock,
         wakeups=scheduler,
         hooks=hooks,
+        owner=owner,
         reminder=timedelta(minutes=settings.reminder_minutes),
         reminder_min_grant=timedelta(minutes=settings.reminder_min_grant_minutes),
+        lease_margin=timedelta(seconds=settings.lease_margin_seconds),
+    )
+    grant_workers = GrantWorkers(
+        lifecycle=lifecycle,
+        registry=registry,
+        workers=settings.grant_workers,
+        max_in_flight=settings.grant_target_max_in_flight or max(1, settings.grant_workers // 2),
+        idle_wait=timedelta(seconds=settings.sweep_interval_seconds),
     )
     directory = SlackDirectory(slack)
     requests = AccessRequests(
@@ -142,17 +224,37 @@ def build_runtime(
         lifecycle=lifecycle,
         hooks=hooks,
         wakeups=scheduler,
-        router=Router(oncall=oncall, sessions=sessions, clock=clock),
+        router=Router(oncall=oncall, clock=clock, hook_deadline=settings.hook_deadline_seconds),
         clock=clock,
     )
+    queue = OutboxQueue(sessions=sessions, owner=owner, clock=clock)
+    slack_sender = SlackSender(
+        client=make_sender_client(slack),
+        queue=queue,
+        view_of=requests.find_view,
+        record_post=requests.posted,
+        pacer=SlackPacer(settings.slack_rate_scale),
+    )
+    sender: WorkLoop[Delivery] = WorkLoop(
+        name="slack-sender",
+        threads=settings.slack_sender_threads,
+        claim=queue.claim,
+        handle=slack_sender.deliver,
+        next_due=queue.next_due,
+        idle_wait=min(settings.sweep_interval_seconds, 5.0),
+        clock=clock,
+    )
+    outbox.on_commit = sender.kick
+    listener_executor = ThreadPoolExecutor(
+        max_workers=settings.worker_threads, thread_name_prefix="listener"
+    )
+    after_ack = AfterAck(settings.after_ack_threads)
     bolt = App(
         client=slack,
         signing_secret=settings.slack_signing_secret,
-        listener_executor=ThreadPoolExecutor(
-            max_workers=settings.worker_threads, thread_name_prefix="listener"
-        ),
+        listener_executor=listener_executor,
     )
-    register(bolt, requests=requests, registry=registry, clock=clock)
+    register(bolt, requests=requests, registry=registry, clock=clock, after_ack=after_ack)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -162,6 +264,11 @@ def build_runtime(
         lifecycle=lifecycle,
         requests=requests,
         scheduler=scheduler,
+        grant_workers=grant_workers,
+        outbox=queue,
+        sender=sender,
         bolt=bolt,
         oncall=oncall,
+        listener_executor=listener_executor,
+        after_ack=after_ack,
     )

@@ -1,8 +1,11 @@
-"""Wakes the process when grants are due. The database decides what is due; this only keeps time.
+"""Wakes the process for timed work that is not a grant's: requests that expire undecided,
+expiry reminders, routing that never finished. The database decides what is due; this only
+keeps time. (Grant work has its own timer: the grant workers sleep until the next due grant.)
 
-APScheduler runs with an in-memory job store: one date job per wake-up that was asked for
-(an expiry, a retry), plus a periodic sweep that catches whatever another process or a crash
-left behind. Several instances may run at once; the row locks in the lifecycle keep them apart.
+APScheduler runs with an in-memory job store and two jobs, however many requests and grants
+there are: a periodic sweep, which also catches what another process or a crash left behind,
+and one "wake" job set to the earliest time anything is known to fall due. Asking to be woken
+earlier moves that one job; after each sweep it is set again from the database.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
 
+WAKE = "wake"
 
-class GrantScheduler:
+
+class Scheduler:
     def __init__(self, *, sweep_interval: timedelta) -> None:
         self.sweep_interval = sweep_interval
         self._scheduler = BackgroundScheduler(
@@ -25,11 +30,16 @@ class GrantScheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._sweep_once: Callable[[], int] | None = None
-        self._lock = threading.Lock()
+        self._next_wakeup: Callable[[], datetime | None] = lambda: None
+        self._lock = threading.Lock()  # one sweep at a time in this process
+        self._wake_lock = threading.Lock()
+        self._wake_at: datetime | None = None
+        self.last_sweep: datetime | None = None
 
-    def start(self, sweep: Callable[[], int]) -> None:
+    def start(self, sweep: Callable[[], int], next_wakeup: Callable[[], datetime | None]) -> None:
         """Sweep at once (whatever came due while we were down), then every `sweep_interval`."""
         self._sweep_once = sweep
+        self._next_wakeup = next_wakeup
         self._scheduler.add_job(
             self._sweep,
             "interval",
@@ -43,21 +53,39 @@ class GrantScheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
+    @property
+    def running(self) -> bool:
+        return self._scheduler.running
+
     def wake_at(self, when: datetime) -> None:
-        """Run a sweep at `when` (rounded up to the millisecond it is due)."""
+        """Sweep at `when`, unless a sweep is already set for no later than that."""
         if not self._scheduler.running:
             return
-        run_at = max(when, datetime.now(UTC)) + timedelta(milliseconds=5)
-        job_id = f"wake-{run_at.timestamp():.3f}"
-        self._scheduler.add_job(
-            self._sweep, "date", run_date=run_at, id=job_id, replace_existing=True
-        )
+        with self._wake_lock:
+            if self._wake_at is not None and self._wake_at <= when:
+                return
+            self._wake_at = when
+            run_at = max(when, datetime.now(UTC)) + timedelta(milliseconds=5)
+            self._scheduler.add_job(
+                self._wake, "date", run_date=run_at, id=WAKE, replace_existing=True
+            )
+
+    def jobs(self) -> int:
+        return len(self._scheduler.get_jobs())
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            self._wake_at = None
+        self._sweep()
 
     def _sweep(self) -> None:
         assert self._sweep_once is not None
-        # One sweep at a time in this process; other processes are kept apart by row locks.
         # A failing sweep (database down) is logged by APScheduler; the next one tries again.
         with self._lock:
             handled = self._sweep_once()
+            self.last_sweep = datetime.now(UTC)
         if handled:
             log.info("sweep handled %d item(s)", handled)
+        upcoming = self._next_wakeup()
+        if upcoming is not None:
+            self.wake_at(upcoming)

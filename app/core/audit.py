@@ -23,6 +23,7 @@ class Event(StrEnum):
     REVOKE_REQUESTED = "revoke_requested"
     REMINDED = "reminded"
     ROUTED = "routed_to_approvers"
+    ROUTE_TOO_LATE = "route_too_late"  # routing finished after someone else decided
     APPROVAL_RECORDED = "approval_recorded"
     HOOK_FAILED = "hook_failed"
     APPROVED = "approved"

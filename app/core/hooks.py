@@ -11,12 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
 from app.core.audit import SYSTEM_ACTOR, Event
+from app.core.deadline import call_with_deadline
 from app.core.ports import Notifier
+from app.core.text import clean
 from app.core.views import RequestView
 from app.workflows.loader import Registry
 from app.workflows.model import AccessRequestInfo, Requester
 
 log = logging.getLogger(__name__)
+
+DEFAULT_HOOK_DEADLINE = 10.0  # seconds a policy hook may run
 
 AfterHook = Literal["after_grant", "after_revoke", "after_deny"]
 
@@ -47,7 +51,9 @@ class AfterHooks:
         sessions: sessionmaker[Session],
         notifier: Notifier,
         clock: Callable[[], datetime],
+        deadline: float = DEFAULT_HOOK_DEADLINE,
     ) -> None:
+        self.deadline = deadline
         self.registry = registry
         self.sessions = sessions
         self.notifier = notifier
@@ -62,10 +68,10 @@ class AfterHooks:
         if info is None:
             return
         try:
-            function(info)
+            call_with_deadline(lambda: function(info), self.deadline, name=hook)
         except Exception as exc:  # the policy author's code: report it, carry on
             log.warning("%s of %s raised %r", hook, view.workflow, exc)
-            message = f"{hook} hook failed: {exc.__class__.__name__}: {exc}"
+            message = clean(f"{hook} hook failed: {exc.__class__.__name__}: {exc}", 500)
             with self.sessions.begin() as session:
                 audit.record(
                     session,
@@ -73,6 +79,6 @@ class AfterHooks:
                     actor=SYSTEM_ACTOR,
                     request_id=view.id,
                     hook=hook,
-                    error=repr(exc),
+                    error=clean(repr(exc), 2000),
                 )
-            self.notifier.note(view, f"⚠️ The workflow's {message}")
+                self.notifier.note(session, view, f"⚠️ The workflow's {message}")

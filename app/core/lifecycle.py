@@ -1,45 +1,84 @@
 """Grants: carry them out, retry them, revoke them at expiry. The grant half of the state machine.
 
-The database is the source of truth. Every attempt claims its grant row with
-`SELECT ... FOR UPDATE SKIP LOCKED`, so two processes never work on one grant at once, and
-a crash in the middle rolls the attempt back for the next sweep to redo.
+The database is the source of truth and the work queue. A grant that needs work has `due_at`
+set; a worker claims it with a lease in a short transaction (`claim_due`), then `attempt`:
+
+1. `_prepare`, a short transaction: check the lease is still ours, move an expired grant to
+   revoking, extend the lease to cover the call, and read what the strategy needs;
+2. the strategy's call, with no transaction or row lock open, under a hard deadline;
+3. `_finish`, a short transaction: only while the lease is still ours, record the outcome and
+   the messages it causes (the outbox), then clear the lease.
+
+A worker that dies loses its lease when it runs out, and another takes the grant over. Whatever
+a strategy does (raises anything, returns garbage text, hangs) is recorded for that grant
+alone. A grant that fails for good is revoked before it is called failed: the target may have
+applied it even though its answer never came.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, select, true, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
 from app.core.audit import SYSTEM_ACTOR, Event
+from app.core.deadline import DeadlineExceeded, call_with_deadline
 from app.core.durations import describe_duration
 from app.core.errors import NotAllowed
 from app.core.hooks import AfterHook, AfterHooks
 from app.core.models import AccessRequest, Grant, GrantState
 from app.core.ports import Clock, Notifier, Wakeups
+from app.core.text import clean
 from app.core.views import RequestView
 from app.grants.base import GrantContext, GrantError, GrantStrategy, GrantUser, Retry
 from app.workflows.loader import Registry
 
 log = logging.getLogger(__name__)
 
-MAX_PER_SWEEP = 1000
+DEFAULT_DEADLINE = 10.0  # seconds a strategy call may take, unless the strategy says otherwise
+DEADLINE_GRACE = 0.25  # a strategy that bounds its own calls reports its own timeout first
+LEASE_MARGIN = timedelta(seconds=30)  # a lease outlives the call it covers by this much
+CLAIM_LEASE = timedelta(seconds=60)  # from claim to _prepare (a worker is free: immediate)
+ERROR_LIMIT = 2000  # characters of a strategy's error kept in grants.last_error and the audit
 
 
 @dataclass(frozen=True)
-class _Outcome:
-    """What an attempt changed, to tell people and to book the next wake-up after the commit."""
+class Claim:
+    grant_id: uuid.UUID
+    resource_id: str
 
-    view: RequestView
-    notify: Callable[[RequestView], bool] | None
-    wake_at: datetime | None
-    hook: AfterHook | None = None
+
+@dataclass(frozen=True)
+class _Plan:
+    """One strategy call to make, read in `_prepare`."""
+
+    grant_id: uuid.UUID
+    operation: str  # grant, revoke, extend
+    strategy: GrantStrategy | None
+    context: GrantContext
+    deadline: float
+    extension_id: uuid.UUID | None = None
+
+
+@dataclass
+class _After:
+    """What a committed change sets going: hooks to run, times to wake at."""
+
+    hooks: list[tuple[AfterHook, RequestView]] = field(default_factory=list)
+    wake_at: list[datetime] = field(default_factory=list)
+
+
+def strategy_deadline(strategy: GrantStrategy | None) -> float:
+    deadline = getattr(strategy, "deadline", None)
+    return (
+        float(deadline) if isinstance(deadline, int | float) and deadline > 0 else DEFAULT_DEADLINE
+    )
 
 
 class GrantLifecycle:
@@ -52,81 +91,117 @@ class GrantLifecycle:
         clock: Clock,
         wakeups: Wakeups,
         hooks: AfterHooks,
+        owner: str,
         reminder: timedelta = timedelta(minutes=10),
         reminder_min_grant: timedelta = timedelta(minutes=30),
+        lease_margin: timedelta = LEASE_MARGIN,
     ) -> None:
-        self.hooks = hooks
-        self.reminder = reminder
-        self.reminder_min_grant = reminder_min_grant
+        self.lease_margin = lease_margin
         self.sessions = sessions
         self.registry = registry
         self.notifier = notifier
         self.clock = clock
         self.wakeups = wakeups
+        self.hooks = hooks
+        self.owner = owner  # who holds the leases this process takes
+        self.reminder = reminder
+        self.reminder_min_grant = reminder_min_grant
+        # Told whenever a grant becomes due now (a new approval, a give-back): the workers.
+        self.on_due: Callable[[], None] = lambda: None
 
-    def provision(self, grant_id: uuid.UUID) -> None:
-        """Attempt one grant now, unless another worker holds it or it is already done."""
+    # -- the work queue --------------------------------------------------------------------
+
+    def claim_due(self, limit: int, *, skip_resources: Collection[str] = ()) -> list[Claim]:
+        """Lease up to `limit` due grants, earliest due first, none of `skip_resources`."""
+        if limit <= 0:
+            return []
+        now = self.clock()
+        due = (
+            select(Grant.id)
+            .join(AccessRequest, AccessRequest.id == Grant.request_id)
+            .where(
+                Grant.due_at <= now,
+                or_(Grant.lease_until.is_(None), Grant.lease_until <= now),
+            )
+            .order_by(Grant.due_at)
+            .limit(limit)
+            .with_for_update(of=Grant, skip_locked=True)
+        )
+        if skip_resources:
+            due = due.where(AccessRequest.resource_id.not_in(list(skip_resources)))
         with self.sessions.begin() as session:
-            grant = session.scalars(
-                select(Grant)
-                .where(Grant.id == grant_id, Grant.state == GrantState.GRANTING)
-                .with_for_update(of=Grant, skip_locked=True)
-            ).one_or_none()
-            outcome = self._attempt_grant(session, grant) if grant else None
-        self._after(outcome)
+            rows = session.execute(
+                update(Grant)
+                .where(Grant.id.in_(due.scalar_subquery()), AccessRequest.id == Grant.request_id)
+                .values(lease_owner=self.owner, lease_until=now + CLAIM_LEASE)
+                .returning(Grant.id, AccessRequest.resource_id)
+                .execution_options(synchronize_session=False)
+            ).all()
+        return [Claim(grant_id, resource_id) for grant_id, resource_id in rows]
 
-    def process_due(self) -> int:
-        """Grant, retry and revoke everything that is due. Returns how many grants it handled."""
-        handled: set[uuid.UUID] = set()
-        while len(handled) < MAX_PER_SWEEP:
-            now = self.clock()
-            with self.sessions.begin() as session:
-                grant = session.scalars(
-                    select(Grant)
-                    .where(
-                        or_(
-                            and_(Grant.state == GrantState.ACTIVE, Grant.expires_at <= now),
-                            and_(
-                                Grant.state.in_([GrantState.GRANTING, GrantState.REVOKING]),
-                                Grant.next_attempt_at <= now,
-                            ),
-                        ),
-                        Grant.id.not_in(handled) if handled else true(),
-                    )
-                    .order_by(Grant.expires_at.nulls_last(), Grant.next_attempt_at)
-                    .limit(1)
-                    .with_for_update(of=Grant, skip_locked=True)
-                ).first()
-                if grant is None:
-                    break
-                handled.add(grant.id)
-                if grant.state == GrantState.GRANTING:
-                    outcome = self._attempt_grant(session, grant)
-                else:
-                    if grant.state == GrantState.ACTIVE:
-                        grant.state = GrantState.REVOKING
-                        grant.end_reason = "expired"
-                        grant.ended_by = SYSTEM_ACTOR
-                        audit.record(
-                            session,
-                            Event.EXPIRED,
-                            actor=SYSTEM_ACTOR,
-                            request_id=grant.request_id,
-                            grant_id=grant.id,
-                            expires_at=_iso(grant.expires_at),
-                        )
-                    outcome = self._attempt_revoke(session, grant)
-            self._after(outcome)
-        return len(handled)
+    def release(self, grant_ids: Collection[uuid.UUID]) -> None:
+        """Hand claimed grants back untouched (their target is full): due again at once."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Grant)
+                .where(Grant.id.in_(list(grant_ids)), Grant.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
-    # -- early revocation, extension, reminders ---------------------------------------------------
+    def next_due(self, *, skip_resources: Collection[str] = ()) -> datetime | None:
+        """When the next grant falls due (or its lease runs out), for the workers' timer."""
+        when = func.greatest(Grant.due_at, func.coalesce(Grant.lease_until, Grant.due_at))
+        query = select(func.min(when)).where(Grant.due_at.is_not(None))
+        if skip_resources:
+            query = query.join(AccessRequest, AccessRequest.id == Grant.request_id).where(
+                AccessRequest.resource_id.not_in(list(skip_resources))
+            )
+        with self.sessions() as session:
+            return session.scalar(query)
+
+    def attempt(self, grant_id: uuid.UUID, *, call_done: Callable[[], None] = lambda: None) -> None:
+        """Do the work a claimed grant is due for. `call_done` runs once the strategy call has
+        really ended (which may be after its deadline), or at once when no call is made."""
+        plan = self._prepare(grant_id)
+        if plan is None:
+            call_done()
+            return
+        error = self._call(plan, call_done)
+        after = self._finish(plan, error)
+        if after is not None:
+            self._run_after(after)
+
+    def _call(self, plan: _Plan, call_done: Callable[[], None]) -> str | None:
+        """The strategy's call with no transaction open: None when it succeeded, else why not."""
+        strategy = plan.strategy
+        if strategy is None:
+            call_done()
+            message = f"resource {plan.context.resource!r} is no longer defined"
+            if plan.operation == "revoke":
+                message += ": revoke this access by hand"
+            return message
+        method = strategy.revoke if plan.operation == "revoke" else strategy.grant
+        try:
+            call_with_deadline(
+                lambda: method(plan.context),
+                plan.deadline + DEADLINE_GRACE,
+                name=f"{plan.operation}-{plan.grant_id}",
+                done=call_done,
+            )
+        except GrantError as exc:
+            return clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)"
+        except DeadlineExceeded as exc:
+            return f"{strategy.describe()} {exc}"
+        except Exception as exc:  # a strategy bug: recorded for this grant alone
+            log.exception("%s of grant %s raised", plan.operation, plan.grant_id)
+            return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT)
+        return None
+
+    # -- early revocation, extension, reminders ---------------------------------------------
 
     def revoke_now(self, grant_id: uuid.UUID, *, actor: str, reason: str | None) -> RequestView:
-        """Revoke at once through the strategy (a person gave it back, or took it away).
-
-        Waits for the row lock rather than skipping it: whoever clicked is waiting too. If the
-        revoke call fails, the grant stays due and the sweeper goes on retrying it.
-        """
+        """Revoke as soon as a worker is free (a person gave it back, or took it away)."""
         with self.sessions.begin() as session:
             grant = session.scalars(
                 select(Grant).where(Grant.id == grant_id).with_for_update(of=Grant)
@@ -139,6 +214,7 @@ class GrantLifecycle:
             grant.end_reason = "revoked"
             grant.ended_by = actor
             grant.end_note = reason
+            grant.due_at = self.clock()
             audit.record(
                 session,
                 Event.REVOKE_REQUESTED,
@@ -147,96 +223,39 @@ class GrantLifecycle:
                 grant_id=grant.id,
                 reason=reason,
             )
-            outcome = self._attempt_revoke(session, grant)
-        self._after(outcome)
-        return outcome.view
+            view = self._view(session, grant)
+        self.on_due()
+        return view
 
-    def extend(self, grant_id: uuid.UUID, extension_id: uuid.UUID) -> None:
-        """Carry out an approved extension: the strategy is told the new expiry, then it holds."""
-        with self.sessions.begin() as session:
-            grant = session.scalars(
-                select(Grant).where(Grant.id == grant_id).with_for_update(of=Grant)
-            ).one()
-            extension = session.get_one(AccessRequest, extension_id)
-            name, strategy = self._strategy(grant)
-            why = self._cannot_extend(grant, extension)
-            if why is None:
-                assert grant.expires_at is not None and strategy is not None
-                new_expiry = grant.expires_at + extension.duration
-                try:
-                    strategy.grant(self._context(grant, "grant", new_expiry))
-                except GrantError as exc:
-                    why = f"the grant target refused the new expiry: {exc}"
-            if why is not None:
-                audit.record(
-                    session,
-                    Event.EXTEND_FAILED,
-                    actor=SYSTEM_ACTOR,
-                    request_id=extension.id,
-                    grant_id=grant.id,
-                    error=why,
-                )
-            else:
-                grant.expires_at = new_expiry
-                grant.reminded_at = None
-                audit.record(
-                    session,
-                    Event.EXTENDED,
-                    actor=SYSTEM_ACTOR,
-                    request_id=grant.request_id,
-                    grant_id=grant.id,
-                    extension_request_id=str(extension.id),
-                    expires_at=_iso(new_expiry),
-                )
-            session.flush()
-            view, extension_view = (
-                RequestView.of(grant.request, name),
-                RequestView.of(extension, name),
-            )
-        if why is not None:
-            self.notifier.extension_failed(view, extension_view, why)
-            return
-        assert view.expires_at is not None
-        self._wake_for(view.expires_at, view.granted_at)
-        self.notifier.grant_extended(view, extension_view)
+    def queue_extension(
+        self, session: Session, grant_id: uuid.UUID, extension_id: uuid.UUID
+    ) -> None:
+        """In the approving transaction: a worker carries the extension out under the lease,
+        so it never races the grant's own revocation."""
+        session.execute(
+            update(Grant)
+            .where(Grant.id == grant_id)
+            .values(extension_request_id=extension_id, due_at=self.clock())
+            .execution_options(synchronize_session=False)
+        )
 
-    def _cannot_extend(self, grant: Grant, extension: AccessRequest) -> str | None:
-        if grant.state != GrantState.ACTIVE or grant.expires_at is None:
-            return f"the access is {grant.state}, no longer active"
-        found = self.registry.find(grant.request.resource_id)
-        if found is None:
-            return "the resource is no longer in the workflows"
-        workflow, resource = found
-        limit = workflow.max_duration_for(resource)
-        assert grant.granted_at is not None
-        total = grant.expires_at + extension.duration - grant.granted_at
-        if limit is not None and total > limit:
-            return (
-                f"it would last {describe_duration(total)} in all, more than the policy's "
-                f"maximum of {describe_duration(limit)}"
-            )
-        return None
-
-    def send_reminders(self) -> int:
+    def send_reminders(self, limit: int = 500) -> int:
         """DM everyone whose access ends within `reminder` (grants of `reminder_min_grant`+)."""
-        sent = 0
-        while True:
-            now = self.clock()
-            with self.sessions.begin() as session:
-                grant = session.scalars(
-                    select(Grant)
-                    .where(
-                        Grant.state == GrantState.ACTIVE,
-                        Grant.reminded_at.is_(None),
-                        Grant.expires_at <= now + self.reminder,
-                        Grant.expires_at > now,
-                        Grant.expires_at - Grant.granted_at >= self.reminder_min_grant,
-                    )
-                    .limit(1)
-                    .with_for_update(of=Grant, skip_locked=True)
-                ).first()
-                if grant is None:
-                    return sent
+        now = self.clock()
+        with self.sessions.begin() as session:
+            grants = session.scalars(
+                select(Grant)
+                .where(
+                    Grant.state == GrantState.ACTIVE,
+                    Grant.reminded_at.is_(None),
+                    Grant.expires_at <= now + self.reminder,
+                    Grant.expires_at > now,
+                    Grant.expires_at - Grant.granted_at >= self.reminder_min_grant,
+                )
+                .limit(limit)
+                .with_for_update(of=Grant, skip_locked=True)
+            ).all()
+            for grant in grants:
                 grant.reminded_at = now
                 audit.record(
                     session,
@@ -246,60 +265,318 @@ class GrantLifecycle:
                     grant_id=grant.id,
                     expires_at=_iso(grant.expires_at),
                 )
-                name, _ = self._strategy(grant)
-                session.flush()
-                view = RequestView.of(grant.request, name)
-            self.notifier.expiry_reminder(view)
-            sent += 1
+                self.notifier.expiry_reminder(session, self._view(session, grant))
+        return len(grants)
 
-    def announce_missed(self, *, older_than: timedelta = timedelta(minutes=1)) -> int:
-        """Tell requesters about grant changes whose DM never went out (a crash right after the
-        commit, or Slack failing), once the change is `older_than` old."""
-        cutoff = self.clock() - older_than
-        changed_at = case(
-            (Grant.state == GrantState.ACTIVE, Grant.granted_at), else_=Grant.ended_at
-        )
-        announced = 0
-        while True:
-            with self.sessions.begin() as session:
-                grant = session.scalars(
-                    select(Grant)
+    def next_reminder(self) -> datetime | None:
+        """When the next reminder falls due, for the scheduler's timer."""
+        with self.sessions() as session:
+            expires = session.scalar(
+                select(func.min(Grant.expires_at)).where(
+                    Grant.state == GrantState.ACTIVE,
+                    Grant.reminded_at.is_(None),
+                    Grant.expires_at - Grant.granted_at >= self.reminder_min_grant,
+                )
+            )
+        return expires - self.reminder if expires else None
+
+    def overdue(self) -> int:
+        """Grants past their expiry that are not revoked yet."""
+        with self.sessions() as session:
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(Grant)
                     .where(
-                        Grant.state.in_(ANNOUNCED),
-                        Grant.notified_state.is_distinct_from(Grant.state),
-                        changed_at <= cutoff,
+                        Grant.state.in_([GrantState.ACTIVE, GrantState.REVOKING]),
+                        Grant.expires_at < self.clock(),
                     )
-                    .limit(1)
-                    .with_for_update(of=Grant, skip_locked=True)
-                ).first()
-                if grant is None:
-                    return announced
-                name, _ = self._strategy(grant)
-                view = RequestView.of(grant.request, name)
-                notify = {
-                    GrantState.ACTIVE: self.notifier.grant_activated,
-                    GrantState.FAILED: self.notifier.grant_failed,
-                    GrantState.REVOKED: self.notifier.grant_ended,
-                }[GrantState(grant.state)]
-                if not notify(view):
-                    return announced  # Slack is failing: the next sweep tries again
-                grant.notified_state = grant.state
-            announced += 1
-
-    def _mark_notified(self, view: RequestView) -> None:
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Grant)
-                .where(Grant.request_id == view.id, Grant.state == view.grant_state)
-                .values(notified_state=view.grant_state)
+                )
+                or 0
             )
 
-    def _wake_for(self, expires_at: datetime, granted_at: datetime | None) -> None:
-        self.wakeups.wake_at(expires_at)
-        if granted_at is not None and expires_at - granted_at >= self.reminder_min_grant:
-            self.wakeups.wake_at(expires_at - self.reminder)
+    # -- one attempt: prepare, call, finish --------------------------------------------------
 
-    # -- attempts (inside the claiming transaction) ------------------------------------------
+    def _prepare(self, grant_id: uuid.UUID) -> _Plan | None:
+        with self.sessions.begin() as session:
+            grant = self._leased(session, grant_id)
+            if grant is None:
+                return None
+            now = self.clock()
+            name, strategy = self._strategy(grant)
+            state = GrantState(grant.state)
+            if state == GrantState.ACTIVE:
+                assert grant.expires_at is not None
+                if grant.expires_at <= now:
+                    self._start_revoking(session, grant, "expired", SYSTEM_ACTOR)
+                    audit.record(
+                        session,
+                        Event.EXPIRED,
+                        actor=SYSTEM_ACTOR,
+                        request_id=grant.request_id,
+                        grant_id=grant.id,
+                        expires_at=_iso(grant.expires_at),
+                    )
+                    operation = "revoke"
+                elif grant.extension_request_id is not None:
+                    operation = "extend"
+                else:  # extended meanwhile, or a stale due time: nothing to do yet
+                    grant.due_at = grant.expires_at
+                    self._release(grant)
+                    return None
+            elif state == GrantState.GRANTING:
+                operation = "grant"
+            elif state == GrantState.REVOKING:
+                operation = "revoke"
+            else:
+                grant.due_at = None
+                self._release(grant)
+                return None
+            deadline = strategy_deadline(strategy)
+            grant.lease_until = now + timedelta(seconds=deadline) + self.lease_margin
+            extension_id = grant.extension_request_id if operation == "extend" else None
+            if operation == "grant":
+                expires_at = now + grant.request.duration
+            elif operation == "extend":
+                extension = session.get_one(AccessRequest, extension_id)
+                assert grant.expires_at is not None
+                expires_at = grant.expires_at + extension.duration
+            else:
+                assert grant.expires_at is not None
+                expires_at = grant.expires_at
+            context = self._context(grant, name, operation, expires_at, extension_id)
+        return _Plan(grant_id, operation, strategy, context, deadline, extension_id)
+
+    def _finish(self, plan: _Plan, error: str | None) -> _After | None:
+        with self.sessions.begin() as session:
+            grant = self._leased(session, plan.grant_id)
+            if grant is None:
+                log.warning(
+                    "lost the lease on grant %s during its %s call; its new owner redoes it",
+                    plan.grant_id,
+                    plan.operation,
+                )
+                return None
+            after = _After()
+            if plan.operation == "grant":
+                self._finish_grant(session, grant, plan, error, after)
+            elif plan.operation == "extend":
+                self._finish_extend(session, grant, plan, error, after)
+            else:
+                self._finish_revoke(session, grant, error, after)
+            if GrantState(grant.state) in (GrantState.REVOKED, GrantState.FAILED):
+                self._fail_pending_extension(session, grant, "the access has ended")
+            self._release(grant)
+        return after
+
+    def _finish_grant(
+        self, session: Session, grant: Grant, plan: _Plan, error: str | None, after: _After
+    ) -> None:
+        now = self.clock()
+        if error is None:
+            grant.state = GrantState.ACTIVE
+            grant.expires_at = plan.context.expires_at  # what the target was told
+            grant.granted_at = grant.expires_at - grant.request.duration
+            grant.attempts = 0
+            grant.next_attempt_at = None
+            grant.last_error = None
+            grant.due_at = grant.expires_at
+            audit.record(
+                session,
+                Event.GRANTED,
+                actor=SYSTEM_ACTOR,
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                expires_at=_iso(grant.expires_at),
+            )
+            view = self._view(session, grant)
+            self.notifier.grant_activated(session, view)
+            after.hooks.append(("after_grant", view))
+            after.wake_at.append(self._reminder_time(grant))
+            return
+        retry = _retry(plan.strategy)
+        grant.attempts += 1
+        grant.last_error = error
+        if grant.attempts >= retry.attempts:
+            # The target may have applied it even though we saw a failure (a lost answer, a
+            # timeout): revoke before calling it failed.
+            audit.record(
+                session,
+                Event.GRANT_FAILED,
+                actor=SYSTEM_ACTOR,
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                attempts=grant.attempts,
+                error=error,
+                compensating_revoke=True,
+            )
+            log.warning("grant %s failed for good; revoking it in case it applied", grant.id)
+            grant.expires_at = grant.expires_at or plan.context.expires_at
+            self._start_revoking(session, grant, "grant_failed", SYSTEM_ACTOR)
+            grant.end_note = error
+            return
+        grant.next_attempt_at = grant.due_at = now + retry.delay(grant.attempts)
+        audit.record(
+            session,
+            Event.GRANT_ATTEMPT_FAILED,
+            actor=SYSTEM_ACTOR,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            attempt=grant.attempts,
+            error=error,
+            next_attempt_at=_iso(grant.next_attempt_at),
+        )
+        log.info("grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
+        self.notifier.grant_progress(session, self._view(session, grant))
+
+    def _finish_revoke(
+        self, session: Session, grant: Grant, error: str | None, after: _After
+    ) -> None:
+        now = self.clock()
+        _, strategy = self._strategy(grant)
+        retry = _retry(strategy)
+        if error is None:
+            compensated = grant.end_reason == "grant_failed"
+            grant.ended_at = now
+            grant.next_attempt_at = None
+            grant.due_at = None
+            audit.record(
+                session,
+                Event.REVOKED,
+                actor=grant.ended_by or SYSTEM_ACTOR,
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                reason=grant.end_reason,
+            )
+            if compensated:
+                grant.state = GrantState.FAILED
+                grant.attempts = retry.attempts
+                grant.last_error = grant.end_note
+                self.notifier.grant_failed(session, self._view(session, grant))
+                return
+            grant.state = GrantState.REVOKED
+            grant.attempts = 0
+            grant.last_error = None
+            view = self._view(session, grant)
+            self.notifier.grant_ended(session, view)
+            after.hooks.append(("after_revoke", view))
+            return
+        grant.attempts += 1
+        grant.last_error = error
+        grant.next_attempt_at = grant.due_at = now + retry.delay(grant.attempts)
+        audit.record(
+            session,
+            Event.REVOKE_ATTEMPT_FAILED,
+            actor=SYSTEM_ACTOR,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            attempt=grant.attempts,
+            error=error,
+            next_attempt_at=_iso(grant.next_attempt_at),
+        )
+        log.warning("revoke of grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
+        view = self._view(session, grant)
+        if _alert_now(grant.attempts, retry.attempts):
+            overdue = now - grant.expires_at if grant.expires_at else timedelta(0)
+            self.notifier.revoke_failing(session, view, max(overdue, timedelta(0)))
+        else:
+            self.notifier.grant_progress(session, view)
+
+    def _finish_extend(
+        self, session: Session, grant: Grant, plan: _Plan, error: str | None, after: _After
+    ) -> None:
+        assert plan.extension_id is not None
+        if grant.extension_request_id != plan.extension_id:
+            return  # superseded meanwhile; the grant's own state decides what is next
+        if error is not None:
+            self._fail_pending_extension(
+                session, grant, f"the grant target refused the new expiry: {error}"
+            )
+            grant.due_at = grant.expires_at
+            return
+        why = self._cannot_extend(session, grant, plan)
+        if why is not None:  # the policy changed during the call: it still holds (told target)
+            log.warning("extension of grant %s applied although %s", grant.id, why)
+        grant.expires_at = plan.context.expires_at
+        grant.reminded_at = None
+        grant.extension_request_id = None
+        grant.due_at = grant.expires_at
+        audit.record(
+            session,
+            Event.EXTENDED,
+            actor=SYSTEM_ACTOR,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            extension_request_id=str(plan.extension_id),
+            expires_at=_iso(grant.expires_at),
+        )
+        extension = session.get_one(AccessRequest, plan.extension_id)
+        name, _ = self._strategy(grant)
+        self.notifier.grant_extended(
+            session, self._view(session, grant), RequestView.of(extension, name)
+        )
+        after.wake_at.append(self._reminder_time(grant))
+
+    def _cannot_extend(self, session: Session, grant: Grant, plan: _Plan) -> str | None:
+        found = self.registry.find(grant.request.resource_id)
+        if found is None:
+            return "the resource is no longer in the workflows"
+        workflow, resource = found
+        limit = workflow.max_duration_for(resource)
+        assert grant.granted_at is not None
+        total = plan.context.expires_at - grant.granted_at
+        if limit is not None and total > limit:
+            return (
+                f"it would last {describe_duration(total)} in all, more than the policy's "
+                f"maximum of {describe_duration(limit)}"
+            )
+        return None
+
+    def _fail_pending_extension(self, session: Session, grant: Grant, why: str) -> None:
+        extension_id = grant.extension_request_id
+        if extension_id is None:
+            return
+        grant.extension_request_id = None
+        extension = session.get_one(AccessRequest, extension_id)
+        audit.record(
+            session,
+            Event.EXTEND_FAILED,
+            actor=SYSTEM_ACTOR,
+            request_id=extension.id,
+            grant_id=grant.id,
+            error=why,
+        )
+        name, _ = self._strategy(grant)
+        self.notifier.extension_failed(
+            session, self._view(session, grant), RequestView.of(extension, name), why
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _leased(self, session: Session, grant_id: uuid.UUID) -> Grant | None:
+        """The grant, locked for this short transaction, if our lease on it still holds."""
+        return session.scalars(
+            select(Grant)
+            .where(Grant.id == grant_id, Grant.lease_owner == self.owner)
+            .with_for_update(of=Grant)
+        ).one_or_none()
+
+    @staticmethod
+    def _release(grant: Grant) -> None:
+        grant.lease_owner = None
+        grant.lease_until = None
+
+    def _start_revoking(self, session: Session, grant: Grant, reason: str, actor: str) -> None:
+        grant.state = GrantState.REVOKING
+        grant.end_reason = reason
+        grant.ended_by = actor
+        grant.attempts = 0 if reason != "grant_failed" else grant.attempts
+        grant.due_at = self.clock()
+        self._fail_pending_extension(session, grant, f"the access {reason.replace('_', ' ')}")
+
+    def _reminder_time(self, grant: Grant) -> datetime:
+        assert grant.expires_at is not None
+        return grant.expires_at - self.reminder
 
     def _strategy(self, grant: Grant) -> tuple[str, GrantStrategy | None]:
         found = self.registry.find(grant.request.resource_id)
@@ -307,13 +584,27 @@ class GrantLifecycle:
             return grant.request.resource_id, None
         return found[1].name, found[1].grant
 
-    def _context(self, grant: Grant, event: str, expires_at: datetime) -> GrantContext:
-        request = grant.request
+    def _view(self, session: Session, grant: Grant) -> RequestView:
+        session.flush()
         name, _ = self._strategy(grant)
+        return RequestView.of(grant.request, name)
+
+    def _context(
+        self,
+        grant: Grant,
+        name: str,
+        operation: str,
+        expires_at: datetime,
+        extension_id: uuid.UUID | None,
+    ) -> GrantContext:
+        request = grant.request
+        # Stable across retries of one event, different for each event: receivers de-duplicate.
+        scope = f"extend:{extension_id}" if operation == "extend" else operation
         return GrantContext(
-            event=event,  # type: ignore[arg-type]
+            event="revoke" if operation == "revoke" else "grant",
             request_id=request.id,
             grant_id=grant.id,
+            event_id=str(uuid.uuid5(grant.id, scope)),
             workflow=request.workflow,
             resource=request.resource_id,
             resource_name=name,
@@ -326,137 +617,24 @@ class GrantLifecycle:
             justification=request.justification,
         )
 
-    def _attempt_grant(self, session: Session, grant: Grant) -> _Outcome:
-        now = self.clock()
-        expires_at = now + grant.request.duration
-        name, strategy = self._strategy(grant)
-        retry = strategy.retry if strategy else Retry(attempts=1)
-        try:
-            if strategy is None:
-                raise GrantError(f"resource {grant.request.resource_id!r} is no longer defined")
-            strategy.grant(self._context(grant, "grant", expires_at))
-        except GrantError as exc:
-            grant.attempts += 1
-            grant.last_error = str(exc)[:2000]
-            if grant.attempts >= retry.attempts:
-                grant.state = GrantState.FAILED
-                grant.next_attempt_at = None
-                grant.ended_at = now
-                audit.record(
-                    session,
-                    Event.GRANT_FAILED,
-                    actor=SYSTEM_ACTOR,
-                    request_id=grant.request_id,
-                    grant_id=grant.id,
-                    attempts=grant.attempts,
-                    error=grant.last_error,
-                )
-                log.warning("grant %s failed for good: %s", grant.id, exc)
-                return self._outcome(session, grant, name, self.notifier.grant_failed, None)
-            grant.next_attempt_at = now + retry.delay(grant.attempts)
-            audit.record(
-                session,
-                Event.GRANT_ATTEMPT_FAILED,
-                actor=SYSTEM_ACTOR,
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                attempt=grant.attempts,
-                error=grant.last_error,
-                next_attempt_at=_iso(grant.next_attempt_at),
-            )
-            log.info("grant %s attempt %d failed: %s", grant.id, grant.attempts, exc)
-            return self._outcome(session, grant, name, None, grant.next_attempt_at)
-        grant.state = GrantState.ACTIVE
-        grant.granted_at = now
-        grant.expires_at = expires_at
-        grant.attempts = 0
-        grant.next_attempt_at = None
-        grant.last_error = None
-        audit.record(
-            session,
-            Event.GRANTED,
-            actor=SYSTEM_ACTOR,
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            expires_at=_iso(expires_at),
-        )
-        return self._outcome(
-            session, grant, name, self.notifier.grant_activated, expires_at, "after_grant"
-        )
-
-    def _attempt_revoke(self, session: Session, grant: Grant) -> _Outcome:
-        now = self.clock()
-        name, strategy = self._strategy(grant)
-        retry = strategy.retry if strategy else Retry()
-        try:
-            if strategy is None:
-                raise GrantError(
-                    f"resource {grant.request.resource_id!r} is no longer defined: "
-                    "revoke this access by hand"
-                )
-            assert grant.expires_at is not None
-            strategy.revoke(self._context(grant, "revoke", grant.expires_at))
-        except GrantError as exc:
-            grant.attempts += 1
-            grant.last_error = str(exc)[:2000]
-            grant.next_attempt_at = now + retry.delay(grant.attempts)
-            audit.record(
-                session,
-                Event.REVOKE_ATTEMPT_FAILED,
-                actor=SYSTEM_ACTOR,
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                attempt=grant.attempts,
-                error=grant.last_error,
-                next_attempt_at=_iso(grant.next_attempt_at),
-            )
-            log.warning("revoke of grant %s attempt %d failed: %s", grant.id, grant.attempts, exc)
-            alert = self.notifier.revoke_failing if grant.attempts == retry.attempts else None
-            return self._outcome(session, grant, name, alert, grant.next_attempt_at)
-        grant.state = GrantState.REVOKED
-        grant.ended_at = now
-        grant.attempts = 0
-        grant.next_attempt_at = None
-        grant.last_error = None
-        audit.record(
-            session,
-            Event.REVOKED,
-            actor=grant.ended_by or SYSTEM_ACTOR,
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            reason=grant.end_reason,
-        )
-        return self._outcome(session, grant, name, self.notifier.grant_ended, None, "after_revoke")
-
-    def _outcome(
-        self,
-        session: Session,
-        grant: Grant,
-        resource_name: str,
-        notify: Callable[[RequestView], bool] | None,
-        wake_at: datetime | None,
-        hook: AfterHook | None = None,
-    ) -> _Outcome:
-        session.flush()
-        return _Outcome(RequestView.of(grant.request, resource_name), notify, wake_at, hook)
-
-    def _after(self, outcome: _Outcome | None) -> None:
-        if outcome is None:
-            return
-        if outcome.wake_at is not None:
-            if outcome.view.grant_state == GrantState.ACTIVE:
-                self._wake_for(outcome.wake_at, outcome.view.granted_at)
-            else:
-                self.wakeups.wake_at(outcome.wake_at)
-        if outcome.notify is not None:
-            told = outcome.notify(outcome.view)
-            if told and outcome.view.grant_state in ANNOUNCED:
-                self._mark_notified(outcome.view)
-        if outcome.hook is not None:
-            self.hooks.run(outcome.hook, outcome.view)
+    def _run_after(self, after: _After) -> None:
+        for when in after.wake_at:
+            self.wakeups.wake_at(when)
+        for hook, view in after.hooks:
+            self.hooks.run(hook, view)
 
 
-ANNOUNCED = (GrantState.ACTIVE, GrantState.FAILED, GrantState.REVOKED)
+def _retry(strategy: GrantStrategy | None) -> Retry:
+    retry = getattr(strategy, "retry", None)
+    return retry if isinstance(retry, Retry) else Retry(attempts=1)
+
+
+def _alert_now(attempts: int, threshold: int) -> bool:
+    """Alert at `threshold` failures, then at 2x, 4x, 8x...: growing intervals."""
+    if attempts < threshold or threshold <= 0:
+        return False
+    ratio, remainder = divmod(attempts, threshold)
+    return remainder == 0 and ratio & (ratio - 1) == 0
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -61,6 +61,7 @@ class AccessRequest(Base):
     pending_until: Mapped[datetime | None]  # expires undecided after this
     approvers_channel: Mapped[str] = mapped_column(String(64))
     approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
+    routed_at: Mapped[datetime | None]  # routing recorded its outcome (None: not yet, or a crash)
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"
@@ -72,6 +73,9 @@ class AccessRequest(Base):
     __table_args__ = (
         Index("ix_access_requests_requester", "requester_slack_id", "created_at"),
         Index("ix_access_requests_state_pending_until", "state", "pending_until"),
+        Index(
+            "ix_access_requests_unrouted", "created_at", postgresql_where=text("routed_at IS NULL")
+        ),
         Index(
             "ix_access_requests_auto_approved",
             "requester_slack_id",
@@ -111,7 +115,15 @@ class Grant(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     reminded_at: Mapped[datetime | None]  # the "expires soon" DM went out
-    notified_state: Mapped[str | None] = mapped_column(String(20))  # last state the user was told
+
+    # The work queue. `due_at`: when this grant next needs a worker (its expiry while active,
+    # its next attempt while granting or revoking, now for an extension to carry out; None once
+    # it is done). A worker leases a due grant, acts with no transaction open, and writes the
+    # outcome only while the lease is still its own.
+    due_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    extension_request_id: Mapped[uuid.UUID | None]  # an approved extension to carry out
 
     request: Mapped[AccessRequest] = relationship(
         back_populates="grant", lazy="joined", innerjoin=True, foreign_keys=[request_id]
@@ -119,7 +131,7 @@ class Grant(Base):
 
     __table_args__ = (
         Index("ix_grants_state_expires_at", "state", "expires_at"),
-        Index("ix_grants_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_grants_due_at", "due_at", postgresql_where=text("due_at IS NOT NULL")),
     )
 
 
@@ -135,3 +147,39 @@ class AuditEvent(Base):
     request_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     grant_id: Mapped[uuid.UUID | None]
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class OutboxMessage(Base):
+    """A message to deliver, written in the transaction of the change it reports.
+
+    `conversation` orders delivery (one at a time, oldest first, per conversation); `kind` and
+    `payload` are the notifier's own (the core never reads them); `collapse_key` lets several
+    pending updates of one thing collapse into one delivery of its latest state.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    conversation: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    request_id: Mapped[uuid.UUID | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    collapse_key: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))  # sent, failed, collapsed
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_outbox_pending", "conversation", "id", postgresql_where=text("done_at IS NULL")),
+        Index(
+            "ux_outbox_collapse",
+            "collapse_key",
+            unique=True,
+            postgresql_where=text("done_at IS NULL AND lease_owner IS NULL"),
+        ),
+    )

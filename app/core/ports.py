@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from sqlalchemy.orm import Session
 
 from app.core.views import RequestView
 
@@ -21,12 +23,6 @@ class Person:
     slack_id: str
     email: str | None
     name: str | None
-
-
-@dataclass(frozen=True)
-class MessageRef:
-    channel: str
-    ts: str
 
 
 class DirectoryError(Exception):
@@ -46,48 +42,54 @@ class Directory(Protocol):
 
 
 class Notifier(Protocol):
-    """Tells people what happened. Every method is called after the change was committed."""
+    """Tells people what happened. Every method is called inside the transaction of the change
+    it reports, with its session: the messages are stored with the change (an outbox) and
+    delivered after the commit, so a crash can neither lose them nor send them for a change
+    that rolled back. No method makes a network call."""
 
-    def request_submitted(self, view: RequestView) -> MessageRef | None:
-        """Confirm to the requester; post the request to the approvers. Returns that post."""
+    def request_submitted(self, session: Session, view: RequestView) -> None:
+        """Confirm to the requester; post the request to the approvers."""
         ...
 
-    def request_auto_decided(self, view: RequestView) -> MessageRef | None:
+    def request_auto_decided(self, session: Session, view: RequestView) -> None:
         """Post an FYI (no buttons) to the approvers; tell the requester of a denial."""
         ...
 
-    def post_to_approvers(self, view: RequestView) -> MessageRef | None:
-        """Only the approvers' message, for a request stored but never posted."""
-        ...
+    def request_decided(self, session: Session, view: RequestView) -> None: ...
 
-    def request_decided(self, view: RequestView) -> None: ...
-
-    # The three below return whether the requester was told (False: try again later).
-    def grant_activated(self, view: RequestView) -> bool: ...
-
-    def grant_failed(self, view: RequestView) -> bool: ...
-
-    def grant_ended(self, view: RequestView) -> bool: ...
-
-    def revoke_failing(self, view: RequestView) -> None: ...
-
-    def request_closed(self, view: RequestView) -> None:
-        """Cancelled by the requester, or expired undecided."""
-        ...
-
-    def grant_extended(self, view: RequestView, extension: RequestView) -> None:
-        """`view` (the original request) now lasts longer, through `extension`."""
-        ...
-
-    def extension_failed(self, view: RequestView, extension: RequestView, why: str) -> None: ...
-
-    def expiry_reminder(self, view: RequestView) -> None: ...
-
-    def request_progress(self, view: RequestView) -> None:
+    def request_progress(self, session: Session, view: RequestView) -> None:
         """An approval was recorded; more are needed."""
         ...
 
-    def note(self, view: RequestView, text: str) -> None:
+    def request_closed(self, session: Session, view: RequestView) -> None:
+        """Cancelled by the requester, or expired undecided."""
+        ...
+
+    def grant_activated(self, session: Session, view: RequestView) -> None: ...
+
+    def grant_progress(self, session: Session, view: RequestView) -> None:
+        """An attempt failed and will be retried: keep the approvers' message current."""
+        ...
+
+    def grant_failed(self, session: Session, view: RequestView) -> None: ...
+
+    def grant_ended(self, session: Session, view: RequestView) -> None: ...
+
+    def revoke_failing(self, session: Session, view: RequestView, overdue: timedelta) -> None:
+        """Revoking keeps failing; the access has outlived its expiry by `overdue`."""
+        ...
+
+    def grant_extended(self, session: Session, view: RequestView, extension: RequestView) -> None:
+        """`view` (the original request) now lasts longer, through `extension`."""
+        ...
+
+    def extension_failed(
+        self, session: Session, view: RequestView, extension: RequestView, why: str
+    ) -> None: ...
+
+    def expiry_reminder(self, session: Session, view: RequestView) -> None: ...
+
+    def note(self, session: Session, view: RequestView, text: str) -> None:
         """Add a line to the approvers' thread (a failing hook, an operator's action)."""
         ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,20 +48,6 @@ class Overview:
     pending: Page  # my requests waiting for a decision
     to_decide: Page  # others' pending requests I may approve
     history: Page  # my finished requests
-
-
-@dataclass(frozen=True)
-class FollowUp:
-    """What an approval sets going once its transaction has committed."""
-
-    provision: uuid.UUID | None = None  # a new grant
-    extend: tuple[uuid.UUID, uuid.UUID] | None = None  # (grant, the extension request)
-
-    def run(self, lifecycle: GrantLifecycle) -> None:
-        if self.provision is not None:
-            lifecycle.provision(self.provision)
-        if self.extend is not None:
-            lifecycle.extend(*self.extend)
 
 
 class AccessRequests:
@@ -174,7 +160,6 @@ class AccessRequests:
                 justification=justification,
             )
             request_id = request.id
-            pending_until = request.pending_until
         # The on-call check and the workflow's hook: never on Slack's 3-second path.
         route = self.router.route(
             workflow,
@@ -185,52 +170,125 @@ class AccessRequests:
             request_id=str(request_id),
             extension=extends is not None,
         )
-        follow_up = self._record_route(request_id, route)
-        view = self.view(request_id)
-        if route.action == "route":
-            message = self.notifier.request_submitted(view)
-            self.wakeups.wake_at(pending_until)
-        else:
-            message = self.notifier.request_auto_decided(view)
-        if message is not None:
-            with self.sessions.begin() as session:
-                stored = session.get_one(AccessRequest, request_id)
-                stored.approvers_message_ts = message.ts
-                stored.approvers_channel = message.channel
-        if route.action == "deny":
-            self.hooks.run("after_deny", self.view(request_id))
-        follow_up.run(self.lifecycle)
+        self._record_route(request_id, route)
         return self.view(request_id)
 
-    def _record_route(self, request_id: uuid.UUID, route: Route) -> FollowUp:
-        """Store what routing decided; what to carry out once it is committed."""
-        if route.action == "route" and route.reason is None:
-            return FollowUp()
+    def _record_route(self, request_id: uuid.UUID, route: Route) -> None:
+        """Store what routing decided, if nobody decided first; tell everyone.
+
+        Routing runs with no lock held (PagerDuty, the workflow's hook), so an approver may
+        have decided, or the requester cancelled, meanwhile: then routing's result is only
+        recorded as too late. The on-call cap is counted here, under a lock per requester, so
+        parallel submissions cannot pass it together."""
         with self.sessions.begin() as session:
             request = session.get_one(AccessRequest, request_id, with_for_update=True)
-            request.decision_note = route.reason
-            if route.action == "route":
+            if request.state != RequestState.PENDING or request.routed_at is not None:
                 audit.record(
                     session,
-                    Event.ROUTED,
+                    Event.ROUTE_TOO_LATE,
                     actor=SYSTEM_ACTOR,
                     request_id=request_id,
+                    action=route.action,
                     reason=route.reason,
-                    **route.evidence,
+                    state=request.state,
                 )
-                return FollowUp()
+                return
+            if route.action == "approve" and route.cap is not None:
+                route = self._within_cap(session, request, route)
+            request.routed_at = self.clock()
+            request.decision_note = route.reason
+            if route.action == "route":
+                if route.reason is not None:
+                    audit.record(
+                        session,
+                        Event.ROUTED,
+                        actor=SYSTEM_ACTOR,
+                        request_id=request_id,
+                        reason=route.reason,
+                        **route.evidence,
+                    )
+                self.notifier.request_submitted(session, self._view(request))
+                self.wakeups.wake_at(request.pending_until or self.clock())
+                return
             request.auto_approved = route.action == "approve"
             request.decided_via = route.via
             evidence = {"via": route.via, "reason": route.reason, **route.evidence}
             if route.action == "deny":
                 self._close(session, request, RequestState.DENIED, SYSTEM_ACTOR, **evidence)
-                return FollowUp()
-            return self._approve(session, request, SYSTEM_ACTOR, **evidence)
+            else:
+                self._approve(session, request, SYSTEM_ACTOR, **evidence)
+            session.flush()
+            view = self._view(request)
+            self.notifier.request_auto_decided(session, view)
+        if route.action == "deny":
+            self.hooks.run("after_deny", view)
+        self.lifecycle.on_due()
+
+    def _within_cap(self, session: Session, request: AccessRequest, route: Route) -> Route:
+        """The route, or a route to humans when the requester reached the on-call cap."""
+        assert route.cap is not None
+        limit, interval = route.cap
+        session.execute(
+            select(
+                func.pg_advisory_xact_lock(
+                    func.hashtext("auto-approve:" + request.requester_slack_id)
+                )
+            )
+        )
+        count = session.scalar(
+            select(func.count())
+            .select_from(AccessRequest)
+            .where(
+                AccessRequest.requester_slack_id == request.requester_slack_id,
+                AccessRequest.auto_approved.is_(True),
+                AccessRequest.decided_via == "on_call",
+                AccessRequest.decided_at >= self.clock() - interval,
+            )
+        )
+        if (count or 0) < limit:
+            return route
+        return Route(
+            "route",
+            f"Not auto-approved: the requester reached the cap of {limit} on-call "
+            f"auto-approvals in {describe_duration(interval)}.",
+            evidence=route.evidence,
+        )
+
+    def reroute_stuck(self, *, older_than: timedelta = timedelta(minutes=1)) -> int:
+        """Requests whose routing never finished (the process stopped mid-way) go to the
+        approvers, so none waits unseen until it expires."""
+        with self.sessions() as session:
+            stuck = session.scalars(
+                select(AccessRequest.id)
+                .where(
+                    AccessRequest.routed_at.is_(None),
+                    AccessRequest.state == RequestState.PENDING,
+                    AccessRequest.created_at <= self.clock() - older_than,
+                )
+                .order_by(AccessRequest.created_at)
+                .limit(500)
+            ).all()
+        for request_id in stuck:
+            self._record_route(
+                request_id,
+                Route(
+                    "route",
+                    "⚠️ Routing did not finish (accessbot restarted), so an approver must decide.",
+                ),
+            )
+        return len(stuck)
+
+    def posted(self, request_id: uuid.UUID, channel: str, ts: str) -> None:
+        """The approvers' message of a request now exists (the outbox delivered it)."""
+        with self.sessions.begin() as session:
+            request = session.get_one(AccessRequest, request_id, with_for_update=True)
+            request.approvers_message_ts = ts
+            request.approvers_channel = channel
 
     def _approve(
         self, session: Session, request: AccessRequest, actor: str, **detail: object
-    ) -> FollowUp:
-        """Mark approved; a new grant to provision, or an extension of the one it extends."""
+    ) -> None:
+        """Mark approved; a new grant for the workers, or an extension of the one it extends."""
         now = self.clock()
         request.state = RequestState.APPROVED
         request.decided_at = now
@@ -238,12 +296,17 @@ class AccessRequests:
         audit.record(session, Event.APPROVED, actor=actor, request_id=request.id, **detail)
         if request.kind == RequestKind.EXTENSION:
             assert request.extends_grant_id is not None
-            return FollowUp(extend=(request.extends_grant_id, request.id))
-        grant = Grant(
-            id=uuid.uuid4(), request=request, state=GrantState.GRANTING, next_attempt_at=now
+            self.lifecycle.queue_extension(session, request.extends_grant_id, request.id)
+            return
+        session.add(
+            Grant(
+                id=uuid.uuid4(),
+                request=request,
+                state=GrantState.GRANTING,
+                next_attempt_at=now,
+                due_at=now,
+            )
         )
-        session.add(grant)
-        return FollowUp(provision=grant.id)
 
     def _close(
         self,
@@ -282,7 +345,6 @@ class AccessRequests:
             raise NotAllowed("You can't approve this: it is your own request.")
         self._check_approver(workflow_name, resource_id, actor, "approve this")
 
-        follow_up = FollowUp()
         with self.sessions.begin() as session:
             request = session.scalars(
                 select(AccessRequest).where(AccessRequest.id == parsed).with_for_update()
@@ -312,21 +374,20 @@ class AccessRequests:
                         required=request.required_approvals,
                     )
                 else:
-                    follow_up = self._approve(
-                        session, request, actor, approvers=[*approvers, actor]
-                    )
+                    self._approve(session, request, actor, approvers=[*approvers, actor])
             else:
                 self._close(session, request, RequestState.DENIED, actor)
             session.flush()
             view = self._view(request)
-        if view.state == RequestState.PENDING:
-            self.notifier.request_progress(view)
-            return view
-        self.notifier.request_decided(view)
+            if view.state == RequestState.PENDING:
+                self.notifier.request_progress(session, view)
+            else:
+                self.notifier.request_decided(session, view)
         if view.state == RequestState.DENIED:
             self.hooks.run("after_deny", view)
-        follow_up.run(self.lifecycle)
-        return self.view(view.id)
+        elif view.state == RequestState.APPROVED:
+            self.lifecycle.on_due()
+        return view
 
     def _check_approver(self, workflow_name: str, resource_id: str, actor: str, what: str) -> None:
         found = self.registry.find(resource_id)
@@ -365,7 +426,7 @@ class AccessRequests:
             self._close(session, request, RequestState.CANCELLED, actor)
             session.flush()
             view = self._view(request)
-        self.notifier.request_closed(view)
+            self.notifier.request_closed(session, view)
         return view
 
     def revoke_early(
@@ -449,33 +510,6 @@ class AccessRequests:
 
     # -- sweeping ------------------------------------------------------------------------------
 
-    def post_unposted(self, *, older_than: timedelta = timedelta(minutes=1)) -> int:
-        """Pending requests the approvers never saw (the process stopped between storing and
-        posting, or Slack failed) are posted now, so no request waits unseen until it expires."""
-        posted = 0
-        cutoff = self.clock() - older_than
-        while True:
-            with self.sessions.begin() as session:
-                request = session.scalars(
-                    select(AccessRequest)
-                    .where(
-                        AccessRequest.state == RequestState.PENDING,
-                        AccessRequest.approvers_message_ts.is_(None),
-                        AccessRequest.created_at <= cutoff,
-                    )
-                    .order_by(AccessRequest.created_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
-                if request is None:
-                    return posted
-                message = self.notifier.post_to_approvers(self._view(request))
-                if message is None:  # Slack refused: the next sweep tries again
-                    return posted
-                request.approvers_message_ts = message.ts
-                request.approvers_channel = message.channel
-            posted += 1
-
     def expire_pending(self) -> int:
         """Requests nobody decided within their workflow's request_ttl expire."""
         expired = 0
@@ -494,8 +528,7 @@ class AccessRequests:
                     return expired
                 self._close(session, request, RequestState.EXPIRED, SYSTEM_ACTOR)
                 session.flush()
-                view = self._view(request)
-            self.notifier.request_closed(view)
+                self.notifier.request_closed(session, self._view(request))
             expired += 1
 
     # -- reading ---------------------------------------------------------------------------
@@ -575,6 +608,19 @@ class AccessRequests:
             if grant is None:
                 raise RequestNotFound("That access grant does not exist.")
             return grant
+
+    def find_view(self, request_id: uuid.UUID) -> RequestView | None:
+        with self.sessions() as session:
+            request = session.get(AccessRequest, request_id)
+            return self._view(request) if request else None
+
+    def next_pending_expiry(self) -> datetime | None:
+        with self.sessions() as session:
+            return session.scalar(
+                select(func.min(AccessRequest.pending_until)).where(
+                    AccessRequest.state == RequestState.PENDING
+                )
+            )
 
     def view(self, request_id: uuid.UUID) -> RequestView:
         with self.sessions() as session:

@@ -12,11 +12,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-
-from app.core.durations import describe_duration
-from app.core.models import AccessRequest
+from app.core.deadline import call_with_deadline
+from app.core.hooks import DEFAULT_HOOK_DEADLINE
 from app.core.ports import Clock, Person
 from app.oncall import OnCallChecker, OnCallResult
 from app.workflows.model import (
@@ -42,22 +39,29 @@ class Route:
     reason: str | None
     via: Via | None = None
     evidence: dict[str, Any] = field(default_factory=dict)  # for the audit log
+    # An on-call approval's cap (at most this many in this interval), counted when the
+    # approval is recorded, under a lock per requester.
+    cap: tuple[int, timedelta] | None = None
 
 
 @dataclass(frozen=True)
 class OnCallCheck:
     result: OnCallResult | None  # None: no rule, no PagerDuty, or nothing to look up
     note: str | None  # why the check did not run, when it did not
-    capped: str | None = None  # why an on-call approval would exceed the cap
+    cap: tuple[int, timedelta] | None = None  # the rule's cap on on-call approvals
 
 
 class Router:
     def __init__(
-        self, *, oncall: OnCallChecker | None, sessions: sessionmaker[Session], clock: Clock
+        self,
+        *,
+        oncall: OnCallChecker | None,
+        clock: Clock,
+        hook_deadline: float = DEFAULT_HOOK_DEADLINE,
     ) -> None:
         self.oncall = oncall
-        self.sessions = sessions
         self.clock = clock
+        self.hook_deadline = hook_deadline
 
     def route(
         self,
@@ -82,7 +86,7 @@ class Router:
             request_id=request_id,
             is_extension=extension,
         )
-        return decide_route(workflow, info, check)
+        return decide_route(workflow, info, check, hook_deadline=self.hook_deadline)
 
     def check_on_call(self, workflow: Workflow, requester: Person) -> OnCallCheck:
         rule = workflow.auto_approve
@@ -102,39 +106,30 @@ class Router:
         if not email:
             return OnCallCheck(None, "Not auto-approved: Slack has no email for the requester.")
         result = self.oncall.check(email, rule)
-        # The cap only matters, and is only counted, when the check would approve.
-        capped = self._cap_reached(rule, requester.slack_id) if result.on_call is True else None
-        return OnCallCheck(result, None, capped)
-
-    def _cap_reached(self, rule: OnCall, slack_id: str) -> str | None:
-        if rule.max_auto_approvals is None:
-            return None
-        since = self.clock() - rule.interval
-        with self.sessions() as session:
-            count = session.scalar(
-                select(func.count())
-                .select_from(AccessRequest)
-                .where(
-                    AccessRequest.requester_slack_id == slack_id,
-                    AccessRequest.auto_approved.is_(True),
-                    AccessRequest.decided_via == "on_call",
-                    AccessRequest.decided_at >= since,
-                )
-            )
-        if (count or 0) < rule.max_auto_approvals:
-            return None
-        return (
-            f"Not auto-approved: the requester reached the cap of {rule.max_auto_approvals} "
-            f"on-call auto-approvals in {describe_duration(rule.interval)}."
+        cap = (
+            (rule.max_auto_approvals, rule.interval)
+            if rule.max_auto_approvals is not None
+            else None
         )
+        return OnCallCheck(result, None, cap)
 
 
-def decide_route(workflow: Workflow, info: AccessRequestInfo, check: OnCallCheck) -> Route:
-    """The policy decision, pure: the workflow's hook first, then the on-call rule."""
+def decide_route(
+    workflow: Workflow,
+    info: AccessRequestInfo,
+    check: OnCallCheck,
+    *,
+    hook_deadline: float = DEFAULT_HOOK_DEADLINE,
+) -> Route:
+    """The policy decision: the workflow's hook first (under a deadline), then the on-call
+    rule. Pure but for the hook, which is the policy author's code."""
     evidence = _evidence(check)
     if workflow.on_request is not None:
+        on_request = workflow.on_request
         try:
-            decision = workflow.on_request(info)
+            decision = call_with_deadline(
+                lambda: on_request(info), hook_deadline, name="on_request"
+            )
         except Exception as exc:  # the policy author's code: a failure is never an approval
             log.warning("on_request of %s raised %r", workflow.name, exc)
             return Route(
@@ -160,9 +155,7 @@ def _on_call_route(check: OnCallCheck, evidence: dict[str, Any]) -> Route:
         return Route("route", check.note, evidence=evidence)
     result = check.result
     if result.on_call is True:
-        if check.capped:
-            return Route("route", check.capped, evidence=evidence)
-        return Route("approve", result.reason, "on_call", evidence)
+        return Route("approve", result.reason, "on_call", evidence, cap=check.cap)
     if result.on_call is False:
         return Route("route", f"Not auto-approved: {result.reason}.", evidence=evidence)
     return Route(

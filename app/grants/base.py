@@ -73,10 +73,20 @@ class GrantContext:
     expires_at: datetime
     approved_by: str | None
     justification: str = field(default="", repr=False)
+    # Unique per event, the same on every retry of it: receivers de-duplicate with it.
+    event_id: str = ""
 
 
 @runtime_checkable
 class GrantStrategy(Protocol):
+    """Grant and revoke must be idempotent: a call may be repeated after a lost answer, and a
+    grant that failed for good is revoked in case it applied.
+
+    Optional attributes the engine reads: `deadline` (seconds one call may take in all; 10 by
+    default), `max_in_flight` (calls in flight at once to this strategy's target) and
+    `in_flight_key` (a string naming the target, shared by strategies that reach the same one).
+    """
+
     retry: Retry
 
     def grant(self, ctx: GrantContext) -> None: ...

@@ -8,6 +8,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -15,6 +16,7 @@ from app.grants.base import Env, GrantContext, GrantError, Retry, Secret, resolv
 
 TIMESTAMP_HEADER = "X-Accessbot-Timestamp"
 SIGNATURE_HEADER = "X-Accessbot-Signature"
+MAX_ANSWER = 4096  # bytes of a target's answer kept for the error message
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -25,6 +27,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def payload(ctx: GrantContext) -> dict[str, Any]:
     return {
         "event": ctx.event,
+        "event_id": ctx.event_id,
         "request_id": str(ctx.request_id),
         "resource": ctx.resource,
         "workflow": ctx.workflow,
@@ -58,6 +61,17 @@ class Webhook:
     def describe(self) -> str:
         return f"webhook POST {self.url}"
 
+    @property
+    def deadline(self) -> float:
+        """The whole call, connect to last byte: `timeout` bounds it, not each read."""
+        return float(self.timeout)
+
+    @property
+    def in_flight_key(self) -> str:
+        """Webhooks to one host share its in-flight limit: a hung host holds only its own."""
+        parts = urlsplit(self.url)
+        return f"webhook:{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
     def required_env(self) -> list[str]:
         return [self.secret.name] if isinstance(self.secret, Env) else []
 
@@ -87,11 +101,19 @@ class Webhook:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(resolve_secret(self.secret), timestamp, body),
         }
+        started = time.monotonic()
         try:
-            response = self._http().post(self.url, content=body, headers=headers)
+            with self._http().stream("POST", self.url, content=body, headers=headers) as response:
+                answer = bytearray()
+                for chunk in response.iter_bytes():
+                    if len(answer) < MAX_ANSWER:
+                        answer += chunk[: MAX_ANSWER - len(answer)]
+                    if time.monotonic() - started > self.timeout:
+                        raise httpx.ReadTimeout("the answer kept trickling in")
         except httpx.TimeoutException as exc:
             raise GrantError(f"{self.url} did not answer within {self.timeout:g}s") from exc
         except httpx.HTTPError as exc:
             raise GrantError(f"{self.url}: {exc.__class__.__name__}: {exc}") from exc
         if not response.is_success:
-            raise GrantError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
+            text = answer[:200].decode("utf-8", "replace")
+            raise GrantError(f"{self.url} answered {response.status_code}: {text}")

@@ -450,9 +450,14 @@ def alert_grant_failed(view: RequestView) -> str:
     )
 
 
-def alert_revoke_failing(view: RequestView) -> str:
+def alert_revoke_failing(view: RequestView, overdue: timedelta) -> str:
+    late = (
+        f" It has outlived its expiry by {describe_duration(overdue)}."
+        if overdue >= timedelta(seconds=1)
+        else ""
+    )
     return (
         f"🚨 Revoking {_what(view)} from {fmt.user(view.requester_slack_id)} has failed "
-        f"{view.grant_attempts} times: {fmt.escape(fmt.clip(view.grant_error or '', 500))}. "
-        "The access may still be live; accessbot keeps retrying. Check the target by hand."
+        f"{view.grant_attempts} times: {fmt.escape(fmt.clip(view.grant_error or '', 500))}."
+        f"{late} The access may still be live; accessbot keeps retrying. Check the target by hand."
     )

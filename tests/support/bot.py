@@ -219,7 +219,7 @@ def insert_active_grant(
             state=GrantState.ACTIVE,
             granted_at=now - timedelta(minutes=15),
             expires_at=now + expires_in,
-            notified_state=GrantState.ACTIVE,  # that process told them
+            due_at=now + expires_in,  # the workers' queue: revoke at expiry
         )
         session.add_all([request, grant])
     return grant

@@ -6,13 +6,17 @@ from slack_bolt import App
 
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
+from app.slack.after_ack import AfterAck
 from app.slack.listeners import actions, commands, grants, home, views
 from app.workflows.loader import Registry
 
 
-def register(app: App, *, requests: AccessRequests, registry: Registry, clock: Clock) -> None:
-    commands.register(app, registry=registry, requests=requests, clock=clock)
-    views.register(app, requests=requests, registry=registry)
-    actions.register(app, requests=requests, clock=clock)
-    grants.register(app, requests=requests, clock=clock)
-    home.register(app, requests=requests, clock=clock)
+def register(
+    app: App, *, requests: AccessRequests, registry: Registry, clock: Clock, after_ack: AfterAck
+) -> None:
+    """Each listener validates and acks on Bolt's thread; anything slow goes to `after_ack`."""
+    commands.register(app, registry=registry, requests=requests, clock=clock, after_ack=after_ack)
+    views.register(app, requests=requests, registry=registry, after_ack=after_ack)
+    actions.register(app, requests=requests, clock=clock, after_ack=after_ack)
+    grants.register(app, requests=requests, clock=clock, after_ack=after_ack)
+    home.register(app, requests=requests, clock=clock, after_ack=after_ack)

@@ -9,13 +9,14 @@ from slack_sdk import WebClient
 
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
+from app.slack.after_ack import AfterAck
 from app.slack.ids import Ids
 from app.slack.listeners.home import publish_home
 from app.slack.listeners.replies import act
 
 
-def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
-    def decide(body: dict[str, Any], client: WebClient, *, approve: bool) -> None:
+def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: AfterAck) -> None:
+    def decide(body: dict[str, Any], client: WebClient, approve: bool) -> None:
         act(
             body,
             client,
@@ -26,9 +27,9 @@ def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
     @app.action(Ids.APPROVE)
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        decide(body, client, approve=True)
+        after_ack.submit(decide, body, client, True)
 
     @app.action(Ids.DENY)
     def deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        decide(body, client, approve=False)
+        after_ack.submit(decide, body, client, False)

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
 from app.slack import blocks
+from app.slack.after_ack import AfterAck
 from app.slack.home import list_text
 from app.workflows.loader import Registry
 
@@ -22,7 +23,15 @@ HELP = (
 )
 
 
-def register(app: App, *, registry: Registry, requests: AccessRequests, clock: Clock) -> None:
+def register(
+    app: App, *, registry: Registry, requests: AccessRequests, clock: Clock, after_ack: AfterAck
+) -> None:
+    def open_modal(command: dict[str, Any], client: WebClient) -> None:
+        client.views_open(
+            trigger_id=command["trigger_id"],
+            view=blocks.request_modal(registry, channel_id=command.get("channel_id")),
+        )
+
     @app.command("/access")
     def open_request_modal(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
         text = (command.get("text") or "").strip().lower()
@@ -37,7 +46,4 @@ def register(app: App, *, registry: Registry, requests: AccessRequests, clock: C
             ack(text=f"I don't know `/access {text[:50]}`.\n\n{HELP}")
             return
         ack()
-        client.views_open(
-            trigger_id=command["trigger_id"],
-            view=blocks.request_modal(registry, channel_id=command.get("channel_id")),
-        )
+        after_ack.submit(open_modal, command, client)  # views.open first: the trigger_id expires

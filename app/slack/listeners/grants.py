@@ -12,6 +12,7 @@ from app.core.errors import AccessError, InvalidRequest
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
 from app.slack import blocks
+from app.slack.after_ack import AfterAck
 from app.slack.ids import Ids
 from app.slack.listeners.home import publish_home
 from app.slack.listeners.replies import act, tell
@@ -19,7 +20,7 @@ from app.slack.listeners.replies import act, tell
 EXTENSION_FIELDS = {"duration": Ids.DURATION_BLOCK, "justification": Ids.JUSTIFICATION_BLOCK}
 
 
-def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
+def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: AfterAck) -> None:
     def click(
         body: dict[str, Any], client: WebClient, operation: Callable[[str, str], object]
     ) -> None:
@@ -33,16 +34,26 @@ def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
     @app.action(Ids.GIVE_BACK)
     def give_back(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        click(body, client, lambda grant, user: requests.revoke_early(grant_id=grant, actor=user))
+        after_ack.submit(click, body, client, give_back_grant)
+
+    def give_back_grant(grant_id: str, actor: str) -> object:
+        return requests.revoke_early(grant_id=grant_id, actor=actor)
 
     @app.action(Ids.CANCEL)
     def cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        click(body, client, lambda request, user: requests.cancel(request_id=request, actor=user))
+        after_ack.submit(click, body, client, cancel_request)
+
+    def cancel_request(request_id: str, actor: str) -> object:
+        return requests.cancel(request_id=request_id, actor=actor)
 
     @app.action(Ids.EXTEND)
     def open_extension(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
+        after_ack.submit(show_extension_modal, body, client)
+
+    def show_extension_modal(body: dict[str, Any], client: WebClient) -> None:
+        """The choices come from the database; then views.open, while the trigger_id is valid."""
         grant_id = str(body["actions"][0].get("value"))
         try:
             view, choices = requests.extension_choices(grant_id=grant_id, actor=body["user"]["id"])
@@ -70,6 +81,9 @@ def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
             )
             return
         ack()
+        after_ack.submit(extend, actor, form, client)
+
+    def extend(actor: str, form: dict[str, Any], client: WebClient) -> None:
         try:
             requests.request_extension(
                 grant_id=form["grant_id"] or "",

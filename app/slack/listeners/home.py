@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
+from app.slack.after_ack import AfterAck
 from app.slack.home import home_view
 
 
@@ -16,8 +17,9 @@ def publish_home(client: WebClient, requests: AccessRequests, user_id: str, cloc
     client.views_publish(user_id=user_id, view=home_view(requests.overview(user_id), now=clock()))
 
 
-def register(app: App, *, requests: AccessRequests, clock: Clock) -> None:
+def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: AfterAck) -> None:
     @app.event("app_home_opened")
     def show_home(event: dict[str, Any], client: WebClient) -> None:
+        # Bolt acked the event before calling us; free its thread for the next ack at once.
         if event.get("tab", "home") == "home":
-            publish_home(client, requests, event["user"], clock)
+            after_ack.submit(publish_home, client, requests, event["user"], clock)

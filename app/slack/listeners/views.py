@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from app.core.errors import InvalidRequest
 from app.core.requests import AccessRequests
 from app.slack import blocks
+from app.slack.after_ack import AfterAck
 from app.slack.ids import Ids
 from app.workflows.loader import Registry
 
@@ -24,7 +25,20 @@ FIELD_BLOCKS = {
 }
 
 
-def register(app: App, *, requests: AccessRequests, registry: Registry) -> None:
+def register(
+    app: App, *, requests: AccessRequests, registry: Registry, after_ack: AfterAck
+) -> None:
+    def store_request(requester_id: str, form: dict[str, Any], client: WebClient) -> None:
+        try:
+            requests.submit(
+                requester_id=requester_id,
+                resource_id=form["resource_id"] or "",
+                duration_seconds=form["duration_seconds"] or "",
+                justification=form["justification"] or "",
+            )
+        except InvalidRequest as exc:  # the policy changed between the ack and now
+            client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
+
     @app.view(Ids.REQUEST_MODAL)
     def submit_request(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
@@ -38,22 +52,15 @@ def register(app: App, *, requests: AccessRequests, registry: Registry) -> None:
             )
             return
         ack()
-        try:
-            requests.submit(
-                requester_id=body["user"]["id"],
-                resource_id=form["resource_id"] or "",
-                duration_seconds=form["duration_seconds"] or "",
-                justification=form["justification"] or "",
-            )
-        except InvalidRequest as exc:  # the policy changed between the ack and now
-            client.chat_postMessage(
-                channel=body["user"]["id"], text=f"Your request was refused: {exc}"
-            )
+        after_ack.submit(store_request, body["user"]["id"], form, client)
 
     @app.action(Ids.RESOURCE_SELECT)
     def offer_resource_durations(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         """Choosing a resource re-renders the modal with that resource's durations."""
         ack()
+        after_ack.submit(update_durations, body, client)
+
+    def update_durations(body: dict[str, Any], client: WebClient) -> None:
         view = body.get("view") or {}
         selected = (body.get("actions") or [{}])[0].get("selected_option") or {}
         metadata = json.loads(view.get("private_metadata") or "{}")

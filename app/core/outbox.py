@@ -1,0 +1,214 @@
+"""The durable outbox: messages written in the transaction of the change they report.
+
+`Outbox.add` stores a message in the caller's session, so a change and its messages commit
+together or not at all. A sender (the notifier's own, e.g. Slack's) drains the table through
+`OutboxQueue`: it leases the oldest undelivered message of each conversation, delivers it with
+no transaction open, and records the outcome while its lease holds. Delivery is in order per
+conversation, survives restarts, and is shared safely by several processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.models import OutboxMessage
+from app.core.text import clean
+
+log = logging.getLogger(__name__)
+
+_ADDED = "outbox_added"
+
+
+class Outbox:
+    """The writing side. `on_commit` runs after a commit that added messages (wake the sender)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.on_commit: Callable[[], None] = lambda: None
+        event.listen(sessions, "after_commit", self._after_commit)
+
+    def add(
+        self,
+        session: Session,
+        *,
+        conversation: str,
+        kind: str,
+        payload: dict[str, Any],
+        request_id: Any = None,
+        collapse_key: str | None = None,
+    ) -> None:
+        """Queue one message. With `collapse_key`, a message with the same key still waiting
+        (not yet taken by a sender) stands for this one: it is rendered at delivery."""
+        statement = insert(OutboxMessage).values(
+            conversation=conversation,
+            kind=kind,
+            payload=payload,
+            request_id=request_id,
+            collapse_key=collapse_key,
+        )
+        if collapse_key is not None:
+            statement = statement.on_conflict_do_nothing(
+                index_elements=["collapse_key"],
+                index_where=text("done_at IS NULL AND lease_owner IS NULL"),
+            )
+        session.execute(statement)
+        session.info[_ADDED] = True
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_ADDED, False):
+            self.on_commit()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    conversation: str
+    kind: str
+    payload: dict[str, Any]
+    request_id: Any
+    attempts: int
+    created_at: datetime
+    collapse_key: str | None = None
+
+
+class OutboxQueue:
+    """The delivering side: lease, then record the outcome while the lease holds."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        owner: str,
+        clock: Callable[[], datetime],
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.sessions = sessions
+        self.owner = owner
+        self.clock = clock
+        self.lease = lease
+
+    def claim(self, limit: int) -> list[Delivery]:
+        """Lease up to `limit` messages, each the oldest undelivered of its conversation."""
+        if limit <= 0:
+            return []
+        now = self.clock()
+        heads = (
+            select(
+                OutboxMessage.id,
+                OutboxMessage.next_attempt_at,
+                OutboxMessage.lease_until,
+            )
+            .where(OutboxMessage.done_at.is_(None))
+            .order_by(OutboxMessage.conversation, OutboxMessage.id)
+            .ext(distinct_on(OutboxMessage.conversation))
+            .subquery()
+        )
+        ready = (
+            select(heads.c.id)
+            .where(
+                heads.c.next_attempt_at <= now,
+                or_(heads.c.lease_until.is_(None), heads.c.lease_until <= now),
+            )
+            .order_by(heads.c.id)
+            .limit(limit)
+        )
+        with self.sessions.begin() as session:
+            ids = list(session.scalars(ready))
+            if not ids:
+                return []
+            rows = session.scalars(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_(ids),
+                    OutboxMessage.done_at.is_(None),
+                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                )
+                .values(lease_owner=self.owner, lease_until=now + self.lease)
+                .returning(OutboxMessage)
+                .execution_options(synchronize_session=False)
+            ).all()
+            return [
+                Delivery(
+                    id=r.id,
+                    conversation=r.conversation,
+                    kind=r.kind,
+                    payload=dict(r.payload),
+                    request_id=r.request_id,
+                    attempts=r.attempts,
+                    created_at=r.created_at,
+                    collapse_key=r.collapse_key,
+                )
+                for r in sorted(rows, key=lambda r: r.id)
+            ]
+
+    def next_due(self) -> datetime | None:
+        with self.sessions() as session:
+            return session.scalar(
+                select(
+                    func.min(
+                        func.greatest(
+                            OutboxMessage.next_attempt_at,
+                            func.coalesce(OutboxMessage.lease_until, OutboxMessage.next_attempt_at),
+                        )
+                    )
+                ).where(OutboxMessage.done_at.is_(None))
+            )
+
+    def pending(self, request_id: Any = None) -> int:
+        """Messages not delivered yet (about one request, when given)."""
+        query = (
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.done_at.is_(None))
+        )
+        if request_id is not None:
+            query = query.where(OutboxMessage.request_id == request_id)
+        with self.sessions() as session:
+            return session.scalar(query) or 0
+
+    def done(self, delivery: Delivery, outcome: str = "sent", error: str | None = None) -> None:
+        """Delivered (or given up: `outcome="failed"` with why)."""
+        self._finish(
+            delivery,
+            done_at=self.clock(),
+            outcome=outcome,
+            last_error=clean(error, 1000) if error else None,
+        )
+
+    def retry(
+        self, delivery: Delivery, *, after: timedelta, error: str, count: bool = True
+    ) -> None:
+        """Not delivered this time; try again `after` from now. `count=False` for waits that
+        are not failures (Slack said slow down)."""
+        self._finish(
+            delivery,
+            next_attempt_at=self.clock() + after,
+            attempts=delivery.attempts + (1 if count else 0),
+            last_error=clean(error, 1000),
+        )
+
+    def _finish(self, delivery: Delivery, **values: Any) -> None:
+        try:
+            changed = self._update(delivery, **values)
+        except IntegrityError:
+            # A newer message with the same collapse key is waiting: it stands for this one.
+            changed = self._update(delivery, done_at=self.clock(), outcome="collapsed")
+        if not changed:
+            log.warning(
+                "outbox message %s: lease lost before its outcome was recorded", delivery.id
+            )
+
+    def _update(self, delivery: Delivery, **values: Any) -> int:
+        with self.sessions.begin() as session:
+            return session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == delivery.id, OutboxMessage.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None, **values)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]

@@ -1,0 +1,110 @@
+"""Slack's ack never waits for work: listeners ack on Bolt's threads and hand the rest over."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.core.models import AccessRequest
+from app.slack.after_ack import AfterAck
+from tests.support.bot import REQUESTER, Bot
+from tests.support.slack_requests import SlackSender
+from tests.support.wait import wait_until
+
+SUBMISSIONS = 10
+SLOW = 2.0  # seconds Slack takes to answer users.info, which storing a request needs
+ACK_WITHIN = 1.0  # seconds each ack may take: well under SLOW, far over a real ack
+
+
+def timed_submission(url: str) -> tuple[int, bytes, float]:
+    sender = SlackSender(url)
+    try:
+        started = time.monotonic()
+        response = sender.submit_request(
+            REQUESTER,
+            resource="orders-db",
+            justification="INC-1234: checking stuck orders",
+            duration_seconds=900,
+        )
+        return response.status_code, response.content, time.monotonic() - started
+    finally:
+        sender.http.close()
+
+
+def test_concurrent_submissions_are_acked_before_the_slow_work(
+    bot_with: Callable[..., Bot],
+) -> None:
+    # Two listener threads for ten submissions: if a listener kept its thread for the work after
+    # its ack (users.info, the database, the approvers' post), the later acks would queue behind
+    # that work for SLOW seconds and more.
+    bot = bot_with(settings={"worker_threads": 2})
+    bot.slack.delays["users.info"] = SLOW
+
+    with ThreadPoolExecutor(max_workers=SUBMISSIONS) as pool:
+        results = list(pool.map(timed_submission, [bot.url] * SUBMISSIONS))
+
+    assert [(status, body) for status, body, _ in results] == [(200, b"")] * SUBMISSIONS
+    slowest = max(seconds for _, _, seconds in results)
+    assert slowest < ACK_WITHIN, sorted(round(seconds, 3) for _, _, seconds in results)
+    assert len(bot.requests()) < SUBMISSIONS  # the work was still going on at the last ack
+
+    def all_posted() -> list[AccessRequest] | None:
+        posted = [r for r in bot.requests() if r.approvers_message_ts]
+        return posted if len(posted) == SUBMISSIONS else None
+
+    stored = wait_until(all_posted, what="every request to be stored and posted", timeout=15)
+    assert {r.requester_slack_id for r in stored} == {REQUESTER}
+    bot.slack.wait_for("chat.postMessage", channel=stored[0].approvers_channel, count=SUBMISSIONS)
+
+
+def test_stop_shuts_the_listener_and_after_ack_executors_down(bot: Bot) -> None:
+    finished = threading.Event()
+
+    def in_flight() -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    bot.runtime.after_ack.submit(in_flight)
+    bot.stop()
+
+    assert finished.is_set()  # stop waited for the work in hand
+    with pytest.raises(RuntimeError):
+        bot.runtime.listener_executor.submit(print)
+    with pytest.raises(RuntimeError):
+        bot.runtime.after_ack.submit(print)
+
+
+def test_a_failing_job_is_logged_without_its_arguments_and_harms_no_other(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    after_ack = AfterAck(threads=1)
+    done: list[str] = []
+
+    def explode(payload: dict[str, str]) -> None:
+        raise ValueError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="app.slack.after_ack"):
+        after_ack.submit(explode, {"token": "xoxb-secret"}).result(timeout=5)
+        after_ack.submit(done.append, "next").result(timeout=5)
+    after_ack.shutdown(wait=True, timeout=5)
+
+    assert done == ["next"]
+    assert "explode" in caplog.text and "ValueError: boom" in caplog.text
+    assert "xoxb-secret" not in caplog.text
+
+
+def test_shutdown_waits_a_bounded_time() -> None:
+    after_ack = AfterAck(threads=1)
+    release = threading.Event()
+    after_ack.submit(release.wait, 30)
+
+    started = time.monotonic()
+    after_ack.shutdown(wait=True, timeout=0.2)
+
+    assert time.monotonic() - started < 2
+    release.set()
