@@ -173,8 +173,37 @@ def test_active_excludes_revoked_and_failed_but_keeps_revoking(
         ]
     )
     assert lines[1].split()[-2:] == ["14m", APPROVER]
-    assert lines[2].split()[-2:] == ["-", APPROVER_2]  # no time left shown while revoking
+    # Revoking since its expiry (an hour after it was created, just now): overdue, not "left".
+    assert lines[2].split()[-2:] == ["overdue", APPROVER_2]
     assert lines[-1] == "2 grants"
+
+
+def test_overdue_lists_only_live_grants_past_their_expiry(
+    sessions: sessionmaker[Session], capsys: pytest.CaptureFixture[str]
+) -> None:
+    insert_active_grant(sessions, expires_in=timedelta(minutes=10))  # live, not yet due
+    stuck = insert_grant(  # its revoke keeps failing: expired 2 hours ago, still revoking
+        sessions, state=GrantState.REVOKING, email="dan@example.com", age=timedelta(hours=3)
+    )
+    late = insert_active_grant(sessions, expires_in=timedelta(minutes=-20))  # not picked up yet
+    insert_grant(
+        sessions, state=GrantState.REVOKED, email="erin@example.com", age=timedelta(days=1)
+    )
+
+    run(sessions, "grants", "list", "--overdue")
+
+    lines = table_lines(capsys.readouterr().out)
+    assert [line.split()[0] for line in lines[1:-1]] == [
+        str(late.request_id)[:8],
+        str(stuck.request_id)[:8],
+    ]
+    assert "overdue 20m" in lines[1] and "overdue 2h00m" in lines[2]
+    assert lines[-1] == "2 grants"
+    run(sessions, "grants", "list", "--overdue", "--json")
+    assert {row["state"] for row in json.loads(capsys.readouterr().out)} == {
+        "active",
+        "revoking",
+    }
 
 
 def test_user_filter_matches_email_case_insensitively(
@@ -305,13 +334,16 @@ def test_format_table_time_left() -> None:
             ended_at=None,
             approved_by=None,
         )
-        return format_table([row], now=now).splitlines()[1].split()[-2]
+        header, line = format_table([row], now=now).splitlines()[:2]
+        return line[header.index("LEFT") : header.index("APPROVED BY")].strip()
 
     assert left(GrantState.ACTIVE, timedelta(minutes=14, seconds=59)) == "14m"
     assert left(GrantState.ACTIVE, timedelta(hours=2, minutes=5)) == "2h05m"
     assert left(GrantState.ACTIVE, timedelta(days=1, hours=3, minutes=7)) == "1d03h"
     assert left(GrantState.ACTIVE, timedelta(seconds=20)) == "<1m"
     assert left(GrantState.ACTIVE, timedelta(seconds=-1)) == "overdue"
+    assert left(GrantState.REVOKING, timedelta(minutes=-12, seconds=-5)) == "overdue 12m"
+    assert left(GrantState.ACTIVE, timedelta(hours=-3)) == "overdue 3h00m"
     assert left(GrantState.REVOKING, timedelta(minutes=5)) == "-"
     assert left(GrantState.REVOKED, timedelta(minutes=5)) == "-"
 

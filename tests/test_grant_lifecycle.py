@@ -11,9 +11,20 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from app.core.models import Grant, GrantState
+from app.grants.base import Retry
+from app.grants.webhook import Webhook
 from app.slack.ids import Ids
-from tests.support.bot import APPROVER, APPROVERS_CHANNEL, REQUESTER, Bot, insert_active_grant
+from app.workflows.model import Resource
+from tests.support.bot import (
+    APPROVER,
+    APPROVERS_CHANNEL,
+    REQUESTER,
+    WEBHOOK_SECRET,
+    Bot,
+    insert_active_grant,
+)
 from tests.support.wait import wait_until
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 def test_webhook_failing_then_recovering_is_retried_until_granted(bot: Bot) -> None:
@@ -256,3 +267,47 @@ def test_a_live_grant_change_is_announced_once(bot: Bot) -> None:
     time.sleep(0.3)
 
     assert len([c for c in bot.slack.dms_to(REQUESTER) if "granted until" in c.text()]) == 1
+
+
+def test_a_revoke_that_keeps_failing_is_announced_again_at_growing_intervals(
+    bot_with: Callable[..., Bot], webhook: WebhookReceiver
+) -> None:
+    retry = Retry(
+        attempts=2, backoff=timedelta(milliseconds=50), max_backoff=timedelta(seconds=0.1)
+    )
+    bot = bot_with(
+        resources=[
+            Resource(
+                id="orders-db",
+                name="Orders DB",
+                grant=Webhook(url=webhook.url, secret=WEBHOOK_SECRET, timeout=1, retry=retry),
+            )
+        ]
+    )
+    webhook.fail_next(10, status=503)
+    insert_active_grant(bot.sessions, expires_in=timedelta(minutes=-10))
+    bot.runtime.grant_workers.kick()
+
+    wait_until(lambda: bot.webhook.events_of("revoke"), what="the revoke to succeed at last")
+    alerts = [
+        c
+        for c in bot.slack.wait_for(
+            "chat.postMessage",
+            channel=APPROVERS_CHANNEL,
+            count=3,
+            where=lambda c: "🚨 Revoking" in c.text(),
+        )
+    ]
+    # After 2, 4 and 8 failures (not after every one): 10 failures, three alerts.
+    assert [a.text().split(" has failed ")[1].split(" ")[0] for a in alerts] == ["2", "4", "8"]
+    assert all("outlived its expiry by 10 minutes" in a.text() for a in alerts)
+    assert all(a.args.get("thread_ts") == "1690000000.000100" for a in alerts)
+    time.sleep(0.3)
+    assert len([c for c in bot.slack.calls_to("chat.postMessage") if "🚨" in c.text()]) == 3
+
+
+def test_alerts_come_at_the_threshold_then_at_doubling_counts() -> None:
+    from app.core.lifecycle import _alert_now
+
+    assert [n for n in range(1, 50) if _alert_now(n, 5)] == [5, 10, 20, 40]
+    assert [n for n in range(1, 10) if _alert_now(n, 1)] == [1, 2, 4, 8]

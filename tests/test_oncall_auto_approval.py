@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -241,3 +242,28 @@ def test_an_ended_shift_stops_auto_approving(
 
     second = bot.slack.wait_for("chat.postMessage", channel=APPROVERS_CHANNEL, count=2)[1]
     assert second.buttons() == ["Approve", "Deny"] and "not on call" in second.text()
+
+
+def test_the_cap_holds_when_requests_arrive_at_once(
+    oncall_bot: Callable[..., Bot], pagerduty: FakePagerDuty
+) -> None:
+    pagerduty.add_oncall("PALICE", *PAYMENTS, 1)
+    bot = oncall_bot(OnCall(max_auto_approvals=1, interval=timedelta(hours=12)))
+    barrier = threading.Barrier(5)
+
+    def submit_at_once() -> None:
+        barrier.wait()
+        submit(bot)
+
+    threads = [threading.Thread(target=submit_at_once) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    wait_until(
+        lambda: len(bot.requests()) == 5 and all(r.routed_at for r in bot.requests()),
+        what="all five requests to be routed",
+    )
+    assert sorted(r.auto_approved for r in bot.requests()) == [False] * 4 + [True]
+    assert len(bot.slack.wait_for("chat.postMessage", channel=APPROVERS_CHANNEL, count=5)) == 5

@@ -61,6 +61,12 @@ def _register_grants(
         "(due for revocation, but the revoke call has not succeeded yet)",
     )
     parser.add_argument(
+        "--overdue",
+        action="store_true",
+        help="only grants past their expiry whose access may still be live (the revoke has "
+        "not succeeded yet): what to check by hand when a target keeps failing",
+    )
+    parser.add_argument(
         "--user", metavar="EMAIL", help="only grants requested by EMAIL (case-insensitive)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON array, not a table")
@@ -83,7 +89,13 @@ def _positive_int(text: str) -> int:
 
 def _grants_list(args: argparse.Namespace, database: Database) -> None:
     with database()() as session:
-        rows = list_grants(session, active_only=args.active, user_email=args.user, limit=args.limit)
+        rows = list_grants(
+            session,
+            active_only=args.active,
+            overdue_at=utcnow() if args.overdue else None,
+            user_email=args.user,
+            limit=args.limit,
+        )
     print(rows_to_json(rows) if args.json else format_table(rows, now=utcnow()))
 
 

@@ -40,13 +40,18 @@ def list_grants(
     session: Session,
     *,
     active_only: bool = False,
+    overdue_at: datetime | None = None,
     user_email: str | None = None,
     limit: int | None = None,
 ) -> list[GrantRow]:
-    """Grants with their requests, newest first. `active_only` keeps ACTIVE and REVOKING."""
+    """Grants with their requests, newest first. `active_only` keeps ACTIVE and REVOKING;
+    `overdue_at` keeps those of them whose expiry is before that moment (access that has
+    outlived its expiry: the revoke has not succeeded yet)."""
     query = _grants_query()
-    if active_only:
+    if active_only or overdue_at is not None:
         query = query.where(Grant.state.in_([state.value for state in LIVE_STATES]))
+    if overdue_at is not None:
+        query = query.where(Grant.expires_at < overdue_at)
     if user_email is not None:
         query = query.where(func.lower(AccessRequest.requester_email) == user_email.lower())
     if limit is not None:
@@ -128,15 +133,21 @@ def _minute(moment: datetime | None) -> str:
 
 
 def time_left(row: GrantRow, *, now: datetime) -> str:
-    """`14m`, `2h05m`, `1d03h` for an ACTIVE grant; `<1m`; `overdue` once past expires_at
-    (the sweeper has not moved it to REVOKING yet); `-` for every other state."""
-    if row.state is not GrantState.ACTIVE or row.expires_at is None:
+    """`14m`, `2h05m`, `1d03h` for an ACTIVE grant; `<1m`; once past expires_at while the
+    access may still be live (ACTIVE or REVOKING), `overdue` and by how long (`overdue 12m`);
+    `-` for every other state."""
+    if row.state not in LIVE_STATES or row.expires_at is None:
         return "-"
     seconds = int((row.expires_at - now).total_seconds())
     if seconds <= 0:
-        return "overdue"
-    if seconds < 60:
-        return "<1m"
+        late = -seconds
+        return "overdue" if late < 60 else f"overdue {_span(late)}"
+    if row.state is not GrantState.ACTIVE:
+        return "-"
+    return "<1m" if seconds < 60 else _span(seconds)
+
+
+def _span(seconds: int) -> str:
     hours, minutes = divmod(seconds // 60, 60)
     if hours == 0:
         return f"{minutes}m"

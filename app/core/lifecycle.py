@@ -210,11 +210,8 @@ class GrantLifecycle:
                 raise NotAllowed(
                     f"This access is {grant.state} already; there is nothing to revoke."
                 )
-            grant.state = GrantState.REVOKING
-            grant.end_reason = "revoked"
-            grant.ended_by = actor
+            self._start_revoking(session, grant, "revoked", actor)
             grant.end_note = reason
-            grant.due_at = self.clock()
             audit.record(
                 session,
                 Event.REVOKE_REQUESTED,
@@ -487,7 +484,9 @@ class GrantLifecycle:
     ) -> None:
         assert plan.extension_id is not None
         if grant.extension_request_id != plan.extension_id:
-            return  # superseded meanwhile; the grant's own state decides what is next
+            # Superseded meanwhile (the access was revoked or expired, which failed the
+            # extension): the grant's own state decides what is next.
+            return
         if error is not None:
             self._fail_pending_extension(
                 session, grant, f"the grant target refused the new expiry: {error}"
@@ -570,9 +569,9 @@ class GrantLifecycle:
         grant.state = GrantState.REVOKING
         grant.end_reason = reason
         grant.ended_by = actor
-        grant.attempts = 0 if reason != "grant_failed" else grant.attempts
+        grant.attempts = 0  # revoke attempts from here on
         grant.due_at = self.clock()
-        self._fail_pending_extension(session, grant, f"the access {reason.replace('_', ' ')}")
+        self._fail_pending_extension(session, grant, ENDED_BEFORE_EXTENSION.get(reason, reason))
 
     def _reminder_time(self, grant: Grant) -> datetime:
         assert grant.expires_at is not None
@@ -622,6 +621,13 @@ class GrantLifecycle:
             self.wakeups.wake_at(when)
         for hook, view in after.hooks:
             self.hooks.run(hook, view)
+
+
+ENDED_BEFORE_EXTENSION = {
+    "expired": "the access expired before the extension was applied",
+    "revoked": "the access was revoked",
+    "grant_failed": "the grant failed",
+}
 
 
 def _retry(strategy: GrantStrategy | None) -> Retry:

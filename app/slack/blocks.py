@@ -189,6 +189,14 @@ def status_line(view: RequestView) -> str:
             f"{approved}, but ⚠️ the grant failed after {view.grant_attempts} attempts: "
             f"{fmt.escape(fmt.clip(view.grant_error or 'unknown error', 500))}"
         )
+    if view.grant_state == GrantState.REVOKING and view.end_reason == "grant_failed":
+        return (
+            f"{approved}, but ⚠️ the grant failed "
+            f"({fmt.escape(fmt.clip(view.end_note or '', 300))}); revoking it in case the "
+            "target applied it."
+        )
+    if view.grant_state == GrantState.REVOKING and not view.grant_attempts:
+        return f"{approved}. ⏳ Revoking ({view.end_reason})…"
     if view.grant_state == GrantState.REVOKING:
         return (
             f"{approved}. ⚠️ Revoking ({view.end_reason}) has failed {view.grant_attempts} "
