@@ -369,7 +369,6 @@ class GrantLifecycle:
     def _finish_grant(
         self, session: Session, grant: Grant, plan: _Plan, error: str | None, after: _After
     ) -> None:
-        now = self.clock()
         if error is None:
             grant.state = GrantState.ACTIVE
             grant.expires_at = plan.context.expires_at  # what the target was told
@@ -412,17 +411,7 @@ class GrantLifecycle:
             self._start_revoking(session, grant, "grant_failed", SYSTEM_ACTOR)
             grant.end_note = error
             return
-        grant.next_attempt_at = grant.due_at = now + retry.delay(grant.attempts)
-        audit.record(
-            session,
-            Event.GRANT_ATTEMPT_FAILED,
-            actor=SYSTEM_ACTOR,
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            attempt=grant.attempts,
-            error=error,
-            next_attempt_at=_iso(grant.next_attempt_at),
-        )
+        self._schedule_retry(session, grant, Event.GRANT_ATTEMPT_FAILED, retry)
         log.info("grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
         self.notifier.grant_progress(session, self._view(session, grant))
 
@@ -460,17 +449,7 @@ class GrantLifecycle:
             return
         grant.attempts += 1
         grant.last_error = error
-        grant.next_attempt_at = grant.due_at = now + retry.delay(grant.attempts)
-        audit.record(
-            session,
-            Event.REVOKE_ATTEMPT_FAILED,
-            actor=SYSTEM_ACTOR,
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            attempt=grant.attempts,
-            error=error,
-            next_attempt_at=_iso(grant.next_attempt_at),
-        )
+        self._schedule_retry(session, grant, Event.REVOKE_ATTEMPT_FAILED, retry)
         log.warning("revoke of grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
         view = self._view(session, grant)
         if _alert_now(grant.attempts, retry.attempts):
@@ -515,6 +494,20 @@ class GrantLifecycle:
             session, self._view(session, grant), RequestView.of(extension, name)
         )
         after.wake_at.append(self._reminder_time(grant))
+
+    def _schedule_retry(self, session: Session, grant: Grant, event: Event, retry: Retry) -> None:
+        """After a failed attempt (counted in `grant.attempts`, why in `last_error`)."""
+        grant.next_attempt_at = grant.due_at = self.clock() + retry.delay(grant.attempts)
+        audit.record(
+            session,
+            event,
+            actor=SYSTEM_ACTOR,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            attempt=grant.attempts,
+            error=grant.last_error,
+            next_attempt_at=_iso(grant.next_attempt_at),
+        )
 
     def _cannot_extend(self, session: Session, grant: Grant, plan: _Plan) -> str | None:
         found = self.registry.find(grant.request.resource_id)

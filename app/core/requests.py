@@ -573,12 +573,14 @@ class AccessRequests:
                 .order_by(AccessRequest.created_at.desc())
                 .limit(200 if decisions else 0)
             ).all()
-            to_decide = [
+            candidates = [
                 self._view(r)
                 for r in waiting
                 if slack_id not in {a.approver_slack_id for a in r.approvals}
-                and self._may_decide(r, slack_id)
             ]
+        # Who may decide can ask Slack (user groups, channel members): with the session closed,
+        # so no transaction stays open across the call.
+        to_decide = [v for v in candidates if self._may_decide(v.workflow, v.resource_id, slack_id)]
         return Overview(
             active=active,
             pending=pending,
@@ -591,9 +593,9 @@ class AccessRequests:
         rows = session.scalars(query.order_by(AccessRequest.created_at.desc()).limit(limit)).all()
         return Page([self._view(r) for r in rows], total)
 
-    def _may_decide(self, request: AccessRequest, slack_id: str) -> bool:
-        workflow = self.registry.workflow(request.workflow)
-        found = self.registry.find(request.resource_id)
+    def _may_decide(self, workflow_name: str, resource_id: str, slack_id: str) -> bool:
+        workflow = self.registry.workflow(workflow_name)
+        found = self.registry.find(resource_id)
         if workflow is None or found is None:
             return False
         try:
