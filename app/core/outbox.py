@@ -55,9 +55,12 @@ class Outbox:
             collapse_key=collapse_key,
         )
         if collapse_key is not None:
-            statement = statement.on_conflict_do_nothing(
+            # Touching the waiting row (rather than DO NOTHING) locks it until this transaction
+            # commits, so a sender cannot take it and render the state from before this change.
+            statement = statement.on_conflict_do_update(
                 index_elements=["collapse_key"],
                 index_where=text("done_at IS NULL AND lease_owner IS NULL"),
+                set_={"collapse_key": statement.excluded.collapse_key},
             )
         session.execute(statement)
         session.info[_ADDED] = True
@@ -100,17 +103,7 @@ class OutboxQueue:
         if limit <= 0:
             return []
         now = self.clock()
-        heads = (
-            select(
-                OutboxMessage.id,
-                OutboxMessage.next_attempt_at,
-                OutboxMessage.lease_until,
-            )
-            .where(OutboxMessage.done_at.is_(None))
-            .order_by(OutboxMessage.conversation, OutboxMessage.id)
-            .ext(distinct_on(OutboxMessage.conversation))
-            .subquery()
-        )
+        heads = self._heads()
         ready = (
             select(heads.c.id)
             .where(
@@ -150,17 +143,30 @@ class OutboxQueue:
             ]
 
     def next_due(self) -> datetime | None:
+        """When the first message of some conversation can next be sent (later messages wait
+        for the first of their conversation, so they do not count)."""
+        heads = self._heads()
         with self.sessions() as session:
             return session.scalar(
                 select(
                     func.min(
                         func.greatest(
-                            OutboxMessage.next_attempt_at,
-                            func.coalesce(OutboxMessage.lease_until, OutboxMessage.next_attempt_at),
+                            heads.c.next_attempt_at,
+                            func.coalesce(heads.c.lease_until, heads.c.next_attempt_at),
                         )
                     )
-                ).where(OutboxMessage.done_at.is_(None))
+                )
             )
+
+    @staticmethod
+    def _heads() -> Any:
+        return (
+            select(OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.lease_until)
+            .where(OutboxMessage.done_at.is_(None))
+            .order_by(OutboxMessage.conversation, OutboxMessage.id)
+            .ext(distinct_on(OutboxMessage.conversation))
+            .subquery()
+        )
 
     def pending(self, request_id: Any = None) -> int:
         """Messages not delivered yet (about one request, when given)."""
