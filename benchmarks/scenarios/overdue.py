@@ -1,0 +1,188 @@
+"""10,000 grants already overdue at start: how long until all are revoked, by one process and by
+two on one database (each grant revoked exactly once), and how much faster two are.
+
+Time runs from the launch of the process(es) (start-up included: a deploy is when a backlog
+builds) until the database shows every grant revoked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+
+from benchmarks.botproc import (
+    BOT_TOKEN,
+    WEBHOOK_SECRET,
+    WORKFLOW,
+    BenchResource,
+    BotProcess,
+    start_bot,
+    write_workflows,
+)
+from benchmarks.fakes import SlackApi, WebhookTarget
+from benchmarks.scenarios.common import (
+    SLACK_LATENCY,
+    TARGET_LATENCY,
+    Bench,
+    Row,
+    activity_row,
+    errors_row,
+    resource_rows,
+    wait_for,
+)
+from benchmarks.seed import (
+    database_activity,
+    grant_states,
+    seed_active_grants,
+    spread,
+    utcnow,
+)
+
+NAME = "overdue"
+GRANTS = 10_000
+TARGET_SECONDS = 60.0
+SPEEDUP_TARGET = 1.7
+TIMEOUT = 300.0
+
+
+@dataclass
+class Outcome:
+    processes: int
+    count: int
+    seconds: float  # launch to all revoked (or to the timeout)
+    revoked: int
+    once: int
+    duplicates: int
+    missing: int
+    rate: float  # revokes a second at the target, first to last
+    rows: list[Row]
+
+    @property
+    def done(self) -> bool:
+        return self.revoked == self.count
+
+
+def _run(bench: Bench, processes: int) -> Outcome:
+    count = bench.n(GRANTS)
+    label = f"{processes} process{'es' if processes > 1 else ''}"
+    with ExitStack() as stack:
+        slack = SlackApi(BOT_TOKEN, latency=SLACK_LATENCY)
+        stack.callback(slack.stop)
+        target = WebhookTarget(WEBHOOK_SECRET, latency=TARGET_LATENCY)
+        stack.callback(target.stop)
+        database_url = stack.enter_context(bench.database())
+        workdir = stack.enter_context(bench.workdir(NAME))
+        write_workflows(workdir / "workflows", [BenchResource("bench-db", target.url)])
+        now = utcnow()
+        seeding = time.monotonic()
+        seeded = seed_active_grants(
+            database_url,
+            expiries=spread(count, now - timedelta(minutes=10), now - timedelta(seconds=1)),
+            workflow=WORKFLOW,
+            resource="bench-db",
+        )
+        bench.log(f"{label}: seeded {count} overdue grants in {time.monotonic() - seeding:.1f} s")
+        time.sleep(1.0)  # PostgreSQL publishes its counters about once a second
+        activity = database_activity(database_url)
+        launched = time.monotonic()
+        postgres_mark = bench.postgres_cpu()
+        bots: list[BotProcess] = []
+        for n in range(processes):
+            bot = start_bot(
+                f"bot{n + 1}" if processes > 1 else "bot",
+                database_url=database_url,
+                slack_api_url=slack.api_url,
+                workflows_dir=workdir / "workflows",
+                overrides=bench.bot_env,
+            )
+            stack.callback(bot.stop)
+            bots.append(bot)
+        revoked = 0
+
+        def all_revoked() -> bool:
+            nonlocal revoked
+            revoked = grant_states(database_url).get("revoked", 0)
+            return revoked >= count
+
+        wait_for(all_revoked, timeout=TIMEOUT, bots=bots, interval=0.25)
+        seconds = time.monotonic() - launched
+        bench.log(f"{label}: {revoked}/{count} revoked after {seconds:.1f} s")
+        time.sleep(1.0)  # a late duplicate would arrive now
+        events = target.events("revoke")
+        per_request = Counter(str(e.get("request_id")) for _, e in events)
+        expected = {str(g.request_id) for g in seeded}
+        arrivals = sorted(t for t, _ in events)
+        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+        postgres_cpu = bench.postgres_cpu() - postgres_mark
+        rows = resource_rows(f"{NAME} ({label})", bots, [slack, target], seconds, postgres_cpu)
+        per_revoke = (sum(b.cpu_seconds for b in bots) + postgres_cpu) / max(revoked, 1) * 1000
+        rows.append(
+            Row(f"{NAME} ({label})", "CPU per revoke (bots + postgres)", f"{per_revoke:.1f} ms")
+        )
+        rows.append(
+            activity_row(f"{NAME} ({label})", activity, database_activity(database_url), revoked)
+        )
+        rows.append(errors_row(f"{NAME} ({label})", bots))
+        return Outcome(
+            processes=processes,
+            count=count,
+            seconds=seconds,
+            revoked=revoked,
+            once=sum(1 for k in expected if per_request[k] == 1),
+            duplicates=sum(per_request[k] - 1 for k in expected if per_request[k] > 1),
+            missing=sum(1 for k in expected if per_request[k] == 0),
+            rate=rate,
+            rows=rows,
+        )
+
+
+def _rows(outcome: Outcome, *, target: bool) -> list[Row]:
+    label = f"{outcome.processes} process{'es' if outcome.processes > 1 else ''}"
+    scenario = f"{NAME} ({label})"
+    if outcome.done:
+        took = f"{outcome.seconds:.1f} s"
+    else:
+        took = f"timeout at {outcome.seconds:.0f} s: {outcome.revoked}/{outcome.count} revoked"
+    rows = [
+        Row(
+            scenario,
+            f"all {outcome.count} revoked in",
+            took,
+            f"≤ {TARGET_SECONDS:.0f} s" if target else "",
+            (outcome.done and outcome.seconds <= TARGET_SECONDS) if target else None,
+        ),
+        Row(scenario, "revoke rate at the target", f"{outcome.rate:.0f} /s"),
+        Row(
+            scenario,
+            "revoked exactly once (at the target)",
+            f"{outcome.once}/{outcome.count} (dup {outcome.duplicates}, missing {outcome.missing})",
+            "all once",
+            outcome.once == outcome.count,
+        ),
+    ]
+    return rows + outcome.rows
+
+
+def run(bench: Bench) -> list[Row]:
+    one = _run(bench, 1)
+    two = _run(bench, 2)
+    rows = _rows(one, target=True) + _rows(two, target=False)
+    if one.done and two.done:
+        speedup = one.seconds / two.seconds
+        how = f"{speedup:.2f}x ({one.seconds:.1f} s → {two.seconds:.1f} s)"
+    else:  # compare rates when a run did not finish
+        speedup = two.rate / one.rate if one.rate else 0.0
+        how = f"{speedup:.2f}x by revoke rate ({one.rate:.0f}/s → {two.rate:.0f}/s)"
+    rows.append(
+        Row(
+            NAME,
+            "speed-up of 2 processes over 1",
+            how,
+            f"≥ {SPEEDUP_TARGET}x",
+            speedup >= SPEEDUP_TARGET,
+        )
+    )
+    return rows
