@@ -479,7 +479,8 @@ def test_a_burst_of_approvers_posts_goes_out_at_slacks_pace(
     assert len(at) == len(users)  # none refused, none sent twice
     assert at[4] - at[0] < 1.0, [round(t - at[0], 2) for t in at]  # the burst
     gaps = [round(b - a, 2) for a, b in pairwise(at[4:])]
-    assert all(gap >= 0.75 for gap in gaps), gaps  # then about one a second
+    # Then about one a second (the first may come sooner: the bucket refilled during the burst).
+    assert gaps[0] >= 0.2 and all(gap >= 0.75 for gap in gaps[1:]), gaps
     assert 2.5 <= at[7] - at[0] < 5.0, at[7] - at[0]
     # The DMs to the eight requesters are other conversations: not held back by the channel.
     dms = [a.at for user in users for a in fake_slack.arrivals_of("chat.postMessage", channel=user)]
