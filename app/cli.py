@@ -103,12 +103,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
         slack_handler = SlackRequestHandler(runtime.bolt)
     server = make_server(
-        AccessbotWsgi(slack=slack_handler, engine=runtime.engine),
+        AccessbotWsgi(
+            slack=slack_handler, engine=runtime.engine, traffic=runtime.after_ack.traffic
+        ),
         host=settings.host,
         port=settings.port,
         threads=settings.worker_threads,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Threads hand the interpreter lock over every 5 ms by default: an ack waiting behind
+    # CPU-bound work (the ORM, rendering) would wait that long at each step. 1 ms keeps acks quick.
+    sys.setswitchinterval(0.001)
     runtime.start()
     log.info(
         "accessbot serving %d resource(s) from %s on http://%s:%s "

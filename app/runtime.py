@@ -32,7 +32,7 @@ from app.core.work import WorkLoop
 from app.db.session import make_engine, make_session_factory
 from app.oncall.pagerduty import PagerDutyOnCall, make_pagerduty_client
 from app.scheduler import Scheduler
-from app.slack.after_ack import AfterAck, shutdown_within
+from app.slack.after_ack import AckTraffic, AfterAck, shutdown_within
 from app.slack.directory import SlackDirectory
 from app.slack.listeners import register
 from app.slack.notifier import SlackNotifier
@@ -97,6 +97,7 @@ class Runtime:
     grant_workers: GrantWorkers
     outbox: OutboxQueue
     sender: WorkLoop[Delivery]  # delivers the outbox to Slack
+    slack_sender: SlackSender  # what one of its threads does with a delivery
     bolt: App
     oncall: PagerDutyOnCall | None
     listener_executor: ThreadPoolExecutor  # Bolt's: listeners validate and ack on it, no more
@@ -235,11 +236,17 @@ def build_runtime(
         record_post=requests.posted,
         pacer=SlackPacer(settings.slack_rate_scale),
     )
+    traffic = AckTraffic()
+
+    def deliver(delivery: Delivery) -> None:
+        with traffic.background("slack-sender"):  # acks come first
+            slack_sender.deliver(delivery)
+
     sender: WorkLoop[Delivery] = WorkLoop(
         name="slack-sender",
         threads=settings.slack_sender_threads,
         claim=queue.claim,
-        handle=slack_sender.deliver,
+        handle=deliver,
         next_due=queue.next_due,
         idle_wait=min(settings.sweep_interval_seconds, 5.0),
         clock=clock,
@@ -248,7 +255,7 @@ def build_runtime(
     listener_executor = ThreadPoolExecutor(
         max_workers=settings.worker_threads, thread_name_prefix="listener"
     )
-    after_ack = AfterAck(settings.after_ack_threads)
+    after_ack = AfterAck(settings.after_ack_threads, traffic)
     bolt = App(
         client=slack,
         signing_secret=settings.slack_signing_secret,
@@ -267,6 +274,7 @@ def build_runtime(
         grant_workers=grant_workers,
         outbox=queue,
         sender=sender,
+        slack_sender=slack_sender,
         bolt=bolt,
         oncall=oncall,
         listener_executor=listener_executor,

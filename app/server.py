@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from waitress.server import create_server
 
 from app.db.session import database_is_reachable
+from app.slack.after_ack import AckTraffic
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +20,16 @@ StartResponse = Callable[..., Any]
 
 
 class AccessbotWsgi:
-    def __init__(self, *, slack: SlackRequestHandler | None, engine: Engine) -> None:
+    def __init__(
+        self,
+        *,
+        slack: SlackRequestHandler | None,
+        engine: Engine,
+        traffic: AckTraffic | None = None,
+    ) -> None:
         self.slack = slack
         self.engine = engine
+        self.traffic = traffic  # after-ack work yields to the requests counted here
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -30,7 +38,10 @@ class AccessbotWsgi:
                 return _plain(start_response, "200 OK", b"ok\n")
             return _plain(start_response, "503 Service Unavailable", b"database unreachable\n")
         if self.slack is not None and path == "/slack/events":
-            return self.slack(environ, start_response)
+            if self.traffic is None:
+                return self.slack(environ, start_response)
+            with self.traffic.answering():
+                return self.slack(environ, start_response)
         return _plain(start_response, "404 Not Found", b"not found\n")
 
 

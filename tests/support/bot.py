@@ -165,7 +165,11 @@ def start_bot(
     runtime = build_runtime(config, database_url=database_url, registry=registry)
     runtime.start()
     server = make_server(
-        AccessbotWsgi(slack=SlackRequestHandler(runtime.bolt), engine=runtime.engine),
+        AccessbotWsgi(
+            slack=SlackRequestHandler(runtime.bolt),
+            engine=runtime.engine,
+            traffic=runtime.after_ack.traffic,
+        ),
         host="127.0.0.1",
         port=0,
     )
