@@ -3,11 +3,12 @@
 The database is the source of truth and the work queue. A grant that needs work has `due_at`
 set; a worker claims it with a lease in a short transaction (`claim_due`), then `attempt`:
 
-1. `_prepare`, a short transaction: check the lease is still ours, move an expired grant to
+1. in the claiming transaction (batched, `_plan`): move an expired grant to
    revoking, extend the lease to cover the call, and read what the strategy needs;
 2. the strategy's call, with no transaction or row lock open, under a hard deadline;
 3. `_finish`, a short transaction: only while the lease is still ours, record the outcome and
-   the messages it causes (the outbox), then clear the lease.
+   the messages it causes (the outbox), then clear the lease. Outcomes that arrive together
+   share one transaction (`GroupCommit`).
 
 A worker that dies loses its lease when it runs out, and another takes the grant over. Whatever
 a strategy does (raises anything, returns garbage text, hangs) is recorded for that grant
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from app.core.audit import SYSTEM_ACTOR, Event
 from app.core.deadline import DeadlineExceeded, call_with_deadline
 from app.core.durations import describe_duration
 from app.core.errors import NotAllowed
+from app.core.group_commit import GroupCommit
 from app.core.hooks import AfterHook, AfterHooks
 from app.core.models import AccessRequest, Grant, GrantState
 from app.core.ports import Clock, Notifier, Wakeups
@@ -49,14 +51,8 @@ ERROR_LIMIT = 2000  # characters of a strategy's error kept in grants.last_error
 
 
 @dataclass(frozen=True)
-class Claim:
-    grant_id: uuid.UUID
-    resource_id: str
-
-
-@dataclass(frozen=True)
 class _Plan:
-    """One strategy call to make, read in `_prepare`."""
+    """One strategy call to make, prepared when the grant was claimed."""
 
     grant_id: uuid.UUID
     operation: str  # grant, revoke, extend
@@ -64,6 +60,13 @@ class _Plan:
     context: GrantContext
     deadline: float
     extension_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    grant_id: uuid.UUID
+    resource_id: str
+    plan: _Plan | None  # None: nothing to call (the grant was released, or needs no work now)
 
 
 @dataclass
@@ -108,11 +111,17 @@ class GrantLifecycle:
         self.reminder_min_grant = reminder_min_grant
         # Told whenever a grant becomes due now (a new approval, a give-back): the workers.
         self.on_due: Callable[[], None] = lambda: None
+        # Outcomes that arrive together are recorded in one transaction.
+        self._finishing: GroupCommit[tuple[_Plan, str | None], _After | None] = GroupCommit(
+            run_batch=self._finish_many, run_one=lambda outcome: self._finish(*outcome)
+        )
 
     # -- the work queue --------------------------------------------------------------------
 
     def claim_due(self, limit: int, *, skip_resources: Collection[str] = ()) -> list[Claim]:
-        """Lease up to `limit` due grants, earliest due first, none of `skip_resources`."""
+        """Lease up to `limit` due grants, earliest due first, none of `skip_resources`, and
+        prepare each one's call, all in one short transaction (batched: no per-grant round trip
+        of its own before its call)."""
         if limit <= 0:
             return []
         now = self.clock()
@@ -130,17 +139,27 @@ class GrantLifecycle:
         if skip_resources:
             due = due.where(AccessRequest.resource_id.not_in(list(skip_resources)))
         with self.sessions.begin() as session:
-            rows = session.execute(
+            ids = session.scalars(
                 update(Grant)
-                .where(Grant.id.in_(due.scalar_subquery()), AccessRequest.id == Grant.request_id)
+                .where(Grant.id.in_(due.scalar_subquery()))
                 .values(lease_owner=self.owner, lease_until=now + CLAIM_LEASE)
-                .returning(Grant.id, AccessRequest.resource_id)
+                .returning(Grant.id)
                 .execution_options(synchronize_session=False)
             ).all()
-        return [Claim(grant_id, resource_id) for grant_id, resource_id in rows]
+            if not ids:
+                return []
+            # Locked by the UPDATE above until this transaction ends; earliest due first.
+            grants = session.scalars(
+                select(Grant).where(Grant.id.in_(ids)).order_by(Grant.due_at)
+            ).all()
+            claims = [
+                Claim(grant.id, grant.request.resource_id, self._plan(session, grant, now))
+                for grant in grants
+            ]
+        return claims
 
     def release(self, grant_ids: Collection[uuid.UUID]) -> None:
-        """Hand claimed grants back untouched (their target is full): due again at once."""
+        """Hand claimed grants back (their target is full): due again at once."""
         with self.sessions.begin() as session:
             session.execute(
                 update(Grant)
@@ -160,15 +179,15 @@ class GrantLifecycle:
         with self.sessions() as session:
             return session.scalar(query)
 
-    def attempt(self, grant_id: uuid.UUID, *, call_done: Callable[[], None] = lambda: None) -> None:
+    def attempt(self, claim: Claim, *, call_done: Callable[[], None] = lambda: None) -> None:
         """Do the work a claimed grant is due for. `call_done` runs once the strategy call has
         really ended (which may be after its deadline), or at once when no call is made."""
-        plan = self._prepare(grant_id)
+        plan = claim.plan
         if plan is None:
             call_done()
             return
         error = self._call(plan, call_done)
-        after = self._finish(plan, error)
+        after = self._finishing.submit((plan, error))
         if after is not None:
             self._run_after(after)
 
@@ -294,76 +313,93 @@ class GrantLifecycle:
 
     # -- one attempt: prepare, call, finish --------------------------------------------------
 
-    def _prepare(self, grant_id: uuid.UUID) -> _Plan | None:
-        with self.sessions.begin() as session:
-            grant = self._leased(session, grant_id)
-            if grant is None:
-                return None
-            now = self.clock()
-            name, strategy = self._strategy(grant)
-            state = GrantState(grant.state)
-            if state == GrantState.ACTIVE:
-                assert grant.expires_at is not None
-                if grant.expires_at <= now:
-                    self._start_revoking(session, grant, "expired", SYSTEM_ACTOR)
-                    audit.record(
-                        session,
-                        Event.EXPIRED,
-                        actor=SYSTEM_ACTOR,
-                        request_id=grant.request_id,
-                        grant_id=grant.id,
-                        expires_at=_iso(grant.expires_at),
-                    )
-                    operation = "revoke"
-                elif grant.extension_request_id is not None:
-                    operation = "extend"
-                else:  # extended meanwhile, or a stale due time: nothing to do yet
-                    grant.due_at = grant.expires_at
-                    self._release(grant)
-                    return None
-            elif state == GrantState.GRANTING:
-                operation = "grant"
-            elif state == GrantState.REVOKING:
+    def _plan(self, session: Session, grant: Grant, now: datetime) -> _Plan | None:
+        """In the claiming transaction: what this grant's call is to be, or None (released)."""
+        name, strategy = self._strategy(grant)
+        state = GrantState(grant.state)
+        if state == GrantState.ACTIVE:
+            assert grant.expires_at is not None
+            if grant.expires_at <= now:
+                self._start_revoking(session, grant, "expired", SYSTEM_ACTOR)
+                audit.record(
+                    session,
+                    Event.EXPIRED,
+                    actor=SYSTEM_ACTOR,
+                    request_id=grant.request_id,
+                    grant_id=grant.id,
+                    expires_at=_iso(grant.expires_at),
+                )
                 operation = "revoke"
-            else:
-                grant.due_at = None
+            elif grant.extension_request_id is not None:
+                operation = "extend"
+            else:  # extended meanwhile, or a stale due time: nothing to do yet
+                grant.due_at = grant.expires_at
                 self._release(grant)
                 return None
-            deadline = strategy_deadline(strategy)
-            grant.lease_until = now + timedelta(seconds=deadline) + self.lease_margin
-            extension_id = grant.extension_request_id if operation == "extend" else None
-            if operation == "grant":
-                expires_at = now + grant.request.duration
-            elif operation == "extend":
-                extension = session.get_one(AccessRequest, extension_id)
-                assert grant.expires_at is not None
-                expires_at = grant.expires_at + extension.duration
-            else:
-                assert grant.expires_at is not None
-                expires_at = grant.expires_at
-            context = self._context(grant, name, operation, expires_at, extension_id)
-        return _Plan(grant_id, operation, strategy, context, deadline, extension_id)
+        elif state == GrantState.GRANTING:
+            operation = "grant"
+        elif state == GrantState.REVOKING:
+            operation = "revoke"
+        else:
+            grant.due_at = None
+            self._release(grant)
+            return None
+        deadline = strategy_deadline(strategy)
+        grant.lease_until = now + timedelta(seconds=deadline) + self.lease_margin
+        extension_id = grant.extension_request_id if operation == "extend" else None
+        if operation == "grant":
+            expires_at = now + grant.request.duration
+        elif operation == "extend":
+            extension = session.get_one(AccessRequest, extension_id)
+            assert grant.expires_at is not None
+            expires_at = grant.expires_at + extension.duration
+        else:
+            assert grant.expires_at is not None
+            expires_at = grant.expires_at
+        context = self._context(grant, name, operation, expires_at, extension_id)
+        return _Plan(grant.id, operation, strategy, context, deadline, extension_id)
 
     def _finish(self, plan: _Plan, error: str | None) -> _After | None:
+        return self._finish_many([(plan, error)])[0]
+
+    def _finish_many(self, outcomes: Sequence[tuple[_Plan, str | None]]) -> list[_After | None]:
+        """Record the outcomes of calls in one short transaction (group commit)."""
         with self.sessions.begin() as session:
-            grant = self._leased(session, plan.grant_id)
-            if grant is None:
-                log.warning(
-                    "lost the lease on grant %s during its %s call; its new owner redoes it",
-                    plan.grant_id,
-                    plan.operation,
+            ids = sorted({plan.grant_id for plan, _ in outcomes})  # one lock order for all
+            grants = {
+                grant.id: grant
+                for grant in session.scalars(
+                    select(Grant)
+                    .where(Grant.id.in_(ids), Grant.lease_owner == self.owner)
+                    .order_by(Grant.id)
+                    .with_for_update(of=Grant)
                 )
-                return None
-            after = _After()
-            if plan.operation == "grant":
-                self._finish_grant(session, grant, plan, error, after)
-            elif plan.operation == "extend":
-                self._finish_extend(session, grant, plan, error, after)
-            else:
-                self._finish_revoke(session, grant, error, after)
-            if GrantState(grant.state) in (GrantState.REVOKED, GrantState.FAILED):
-                self._fail_pending_extension(session, grant, "the access has ended")
-            self._release(grant)
+            }
+            return [
+                self._finish_leased(session, grants.get(plan.grant_id), plan, error)
+                for plan, error in outcomes
+            ]
+
+    def _finish_leased(
+        self, session: Session, grant: Grant | None, plan: _Plan, error: str | None
+    ) -> _After | None:
+        if grant is None:
+            log.warning(
+                "lost the lease on grant %s during its %s call; its new owner redoes it",
+                plan.grant_id,
+                plan.operation,
+            )
+            return None
+        after = _After()
+        if plan.operation == "grant":
+            self._finish_grant(session, grant, plan, error, after)
+        elif plan.operation == "extend":
+            self._finish_extend(session, grant, plan, error, after)
+        else:
+            self._finish_revoke(session, grant, error, after)
+        if GrantState(grant.state) in (GrantState.REVOKED, GrantState.FAILED):
+            self._fail_pending_extension(session, grant, "the access has ended")
+        self._release(grant)
         return after
 
     def _finish_grant(
@@ -544,14 +580,6 @@ class GrantLifecycle:
         )
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _leased(self, session: Session, grant_id: uuid.UUID) -> Grant | None:
-        """The grant, locked for this short transaction, if our lease on it still holds."""
-        return session.scalars(
-            select(Grant)
-            .where(Grant.id == grant_id, Grant.lease_owner == self.owner)
-            .with_for_update(of=Grant)
-        ).one_or_none()
 
     @staticmethod
     def _release(grant: Grant) -> None:
