@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core import audit
 from app.core.audit import SYSTEM_ACTOR, Event
@@ -149,9 +150,9 @@ class GrantLifecycle:
             if not ids:
                 return []
             # Locked by the UPDATE above until this transaction ends; earliest due first.
-            grants = session.scalars(
-                select(Grant).where(Grant.id.in_(ids)).order_by(Grant.due_at)
-            ).all()
+            grants = _with_backrefs(
+                session.scalars(select(Grant).where(Grant.id.in_(ids)).order_by(Grant.due_at))
+            )
             claims = [
                 Claim(grant.id, grant.request.resource_id, self._plan(session, grant, now))
                 for grant in grants
@@ -368,11 +369,13 @@ class GrantLifecycle:
             ids = sorted({plan.grant_id for plan, _ in outcomes})  # one lock order for all
             grants = {
                 grant.id: grant
-                for grant in session.scalars(
-                    select(Grant)
-                    .where(Grant.id.in_(ids), Grant.lease_owner == self.owner)
-                    .order_by(Grant.id)
-                    .with_for_update(of=Grant)
+                for grant in _with_backrefs(
+                    session.scalars(
+                        select(Grant)
+                        .where(Grant.id.in_(ids), Grant.lease_owner == self.owner)
+                        .order_by(Grant.id)
+                        .with_for_update(of=Grant)
+                    )
                 )
             }
             return [
@@ -605,7 +608,6 @@ class GrantLifecycle:
         return found[1].name, found[1].grant
 
     def _view(self, session: Session, grant: Grant) -> RequestView:
-        session.flush()
         name, _ = self._strategy(grant)
         return RequestView.of(grant.request, name)
 
@@ -649,6 +651,15 @@ ENDED_BEFORE_EXTENSION = {
     "revoked": "the access was revoked",
     "grant_failed": "the grant failed",
 }
+
+
+def _with_backrefs(grants: Iterable[Grant]) -> list[Grant]:
+    """Grants loaded with their request (joined): tell each request its grant too, which it
+    would otherwise load with one query per grant."""
+    loaded = list(grants)
+    for grant in loaded:
+        set_committed_value(grant.request, "grant", grant)
+    return loaded
 
 
 def _retry(strategy: GrantStrategy | None) -> Retry:
