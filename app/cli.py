@@ -29,6 +29,7 @@ from app.config import (
     load_settings,
 )
 from app.core.durations import describe_duration
+from app.logs import configure_logging
 from app.workflows.loader import WorkflowError, load_workflows
 
 log = logging.getLogger("accessbot")
@@ -71,9 +72,7 @@ def _database_url(settings: DatabaseSettings) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(Settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         registry = load_workflows(settings.workflows_dir)
     except WorkflowError as exc:
@@ -99,14 +98,20 @@ def cmd_serve(args: argparse.Namespace) -> None:
         SocketModeHandler(runtime.bolt, settings.slack_app_token).connect()
         log.info("connected to Slack in Socket Mode")
     else:
-        from slack_bolt.adapter.wsgi import SlackRequestHandler
+        from app.slack.http import SlackHttp
 
-        slack_handler = SlackRequestHandler(runtime.bolt)
+        assert settings.slack_signing_secret, "required without SLACK_APP_TOKEN"
+        slack_handler = SlackHttp(
+            runtime.bolt,
+            signing_secret=settings.slack_signing_secret,
+            max_body=settings.max_body_bytes,
+        )
     server = make_server(
         AccessbotWsgi(slack=slack_handler, engine=runtime.engine),
         host=settings.host,
         port=settings.port,
         threads=settings.worker_threads,
+        max_body=settings.max_body_bytes,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     runtime.start()
@@ -127,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     settings = _settings(DatabaseSettings)
     from app.db.migrate import upgrade
 
@@ -207,7 +212,7 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
     from app.runtime import build_runtime
 
     settings = _settings(Settings)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING, settings.log_format)
     try:
         registry = load_workflows(settings.workflows_dir)
     except WorkflowError as exc:

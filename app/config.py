@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +74,13 @@ class Settings(DatabaseSettings):
     lease_margin_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)  # for work in flight at SIGTERM
     log_level: str = "INFO"
+    # text: one line per record for a terminal; json: one JSON object per line for a collector.
+    log_format: Literal["text", "json"] = "text"
+    # The largest request body accepted from Slack; larger ones get 413 unread.
+    max_body_bytes: int = Field(default=512 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
+    # Requests one person may have waiting for a decision at once, and may file per hour.
+    max_open_requests: int = Field(default=5, ge=1)
+    max_requests_per_hour: int = Field(default=20, ge=1)
 
     @field_validator("pagerduty_api_url")
     @classmethod
