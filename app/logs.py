@@ -1,4 +1,5 @@
-"""Log lines nobody can forge: text with control characters escaped, or one JSON object a line.
+"""Log lines nobody can forge: text with control characters escaped, or one JSON object a line;
+URLs in them lose their user-info and query (httpx logs every request's URL at INFO).
 
 User text reaches logs (a justification in an error, a user name, a target's answer); a newline
 in it must never start what looks like a line of our own."""
@@ -10,6 +11,8 @@ import logging
 import re
 from datetime import UTC, datetime
 from typing import Literal
+
+from app.core.text import redact_urls
 
 # C0 and C1 controls, DEL, and the characters that reorder or hide text on a terminal.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
@@ -35,7 +38,7 @@ class SafeTextFormatter(logging.Formatter):
     with `  | `, so no line of it can pass for a record of its own."""
 
     def format(self, record: logging.LogRecord) -> str:
-        copy = _with_message(record, escape_controls(record.getMessage()))
+        copy = _with_message(record, escape_controls(redact_urls(record.getMessage())))
         if self.usesTime():
             copy.asctime = self.formatTime(copy, self.datefmt)
         line = self.formatMessage(copy)
@@ -61,7 +64,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_urls(record.getMessage()),
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
