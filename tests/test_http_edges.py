@@ -200,3 +200,22 @@ def test_log_format_json_configures_the_root_logger() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": str(int(time.time()) - 600)},
+    ],
+)
+def test_missing_malformed_or_stale_signatures_get_401(bot: Bot, headers: dict[str, str]) -> None:
+    body = slash_command()
+    if "X-Slack-Request-Timestamp" in headers and "X-Slack-Signature" not in headers:
+        ts = headers["X-Slack-Request-Timestamp"]  # signed right, ten minutes ago
+        digest = hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256)
+        headers = {**headers, "X-Slack-Signature": "v0=" + digest.hexdigest()}
+    response = httpx.post(bot.sender.url, content=body, headers=headers)
+    assert response.status_code == 401
+    assert bot.slack.calls_to("views.open") == []

@@ -99,11 +99,8 @@ class SlackHttp:
         raw = environ["wsgi.input"].read(length) if length else b""
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            body = None
-        if body is None or not self._verifier.is_valid(body, timestamp, signature):
+        body = self._verified(raw, timestamp, signature)
+        if body is None:
             log.warning(
                 "refused a Slack request from %s: missing, stale or wrong signature (%d bytes)",
                 peer,
@@ -139,6 +136,16 @@ class SlackHttp:
             ],
         )
         return [payload]
+
+    def _verified(self, raw: bytes, timestamp: str, signature: str) -> str | None:
+        """The body as text when its signature is right and recent, else None."""
+        if not timestamp.isdigit() or not signature:
+            return None
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return body if self._verifier.is_valid(body, timestamp, signature) else None
 
 
 def _status(code: int) -> str:
