@@ -91,6 +91,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         runtime = build_runtime(settings, database_url=database_url, registry=registry)
     except (BoltError, SlackApiError, OSError) as exc:  # Bolt checks the token with auth.test
         _fail(f"could not verify SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {exc}", 1)
+    from app.slack.channels import open_approvers_channels
+
+    problems = open_approvers_channels(registry, runtime.slack)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        runtime.stop(timeout=0)
+        _fail("refusing to start: approvers' channels above are open to anyone who joins", 1)
     slack_handler = None
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -151,6 +159,24 @@ def cmd_workflows_check(args: argparse.Namespace) -> None:
         raise SystemExit(1) from None
     for warning in registry.warnings:
         print(warning)
+    settings = load_settings(WorkflowSettings)
+    if settings.slack_bot_token:
+        from slack_sdk import WebClient
+
+        from app.slack.channels import open_approvers_channels
+
+        client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        problems = open_approvers_channels(registry, client)
+        if problems:
+            for problem in problems:
+                print(problem)
+            print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+            raise SystemExit(1)
+    else:
+        print(
+            "note: approvers' channels were not checked for public or Slack Connect access "
+            "(set SLACK_BOT_TOKEN to check them)"
+        )
     print(f"{directory}: {len(registry.workflows)} workflow(s), {len(registry)} resource(s), OK")
 
 

@@ -39,6 +39,9 @@ class WorkflowSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     workflows_dir: Path = Path("./workflows")
+    # With a token, `workflows check` also asks Slack whether approvers' channels are closed.
+    slack_bot_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
 
 
 class Settings(DatabaseSettings):
