@@ -70,6 +70,14 @@ def _database_url(settings: DatabaseSettings) -> str:
     return url
 
 
+def _migrate(settings: DatabaseSettings, database_url: str) -> None:
+    """Migrate as MIGRATION_DATABASE_URL's role when set (the embedded server has one role)."""
+    from app.db.migrate import migrate
+
+    owner_url = settings.migration_database_url if settings.database_url else None
+    migrate(database_url, owner_url)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(Settings)
     configure_logging(settings.log_level, settings.log_format)
@@ -81,12 +89,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
     for warning in registry.warnings:
         log.warning("%s", warning)
 
-    from app.db.migrate import upgrade
+    from app.db.migrate import owns_audit_log
     from app.runtime import build_runtime
     from app.server import AccessbotWsgi, make_server
 
     database_url = _database_url(settings)
-    upgrade(database_url)
+    _migrate(settings, database_url)
+    if owns_audit_log(database_url):
+        log.warning(
+            "the bot's database role owns audit_events, so it could disable the audit log's "
+            "append-only trigger; run it under a role that does not (MIGRATION_DATABASE_URL)"
+        )
     try:
         runtime = build_runtime(settings, database_url=database_url, registry=registry)
     except (BoltError, SlackApiError, OSError) as exc:  # Bolt checks the token with auth.test
@@ -142,9 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
     configure_logging(logging.INFO)
     settings = _settings(DatabaseSettings)
-    from app.db.migrate import upgrade
-
-    upgrade(_database_url(settings))
+    _migrate(settings, _database_url(settings))
     print("database is at the latest revision")
 
 
@@ -234,7 +245,6 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
     from app.admin.grants import find_grant_id
     from app.core.errors import AccessError
     from app.core.models import GrantState
-    from app.db.migrate import upgrade
     from app.runtime import build_runtime
 
     settings = _settings(Settings)
@@ -245,7 +255,7 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
         print(exc, file=sys.stderr)
         _fail("the workflows above are invalid", 1)
     url = _database_url(settings)
-    upgrade(url)
+    _migrate(settings, url)
     runtime = build_runtime(settings, database_url=url, registry=registry)
     runtime.start()  # its workers carry the revoke out, its sender tells the user
     try:
@@ -274,11 +284,11 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
 
 def _admin_sessions() -> sessionmaker[Session]:
     """The database for the admin commands: DATABASE_URL, or the embedded server, migrated."""
-    from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
 
-    url = _database_url(_settings(DatabaseSettings))
-    upgrade(url)
+    settings = _settings(DatabaseSettings)
+    url = _database_url(settings)
+    _migrate(settings, url)
     return make_session_factory(make_engine(url, pool_size=2))
 
 

@@ -19,9 +19,12 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     database_url: str | None = None
+    # The owner of the tables runs the migrations when set; the bot then runs as DATABASE_URL's
+    # role, which cannot alter, empty or rewrite the audit log (see README, Security).
+    migration_database_url: str | None = None
     embedded_db_dir: Path = Path(".accessbot/postgres")
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
     def _sqlalchemy_url(cls, value: str | None) -> str | None:
         """Accept the `postgres://` URLs that Heroku-style platforms hand out."""
