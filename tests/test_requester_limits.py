@@ -141,3 +141,29 @@ def test_a_replayed_submission_files_no_second_request(
     assert len(posts) == 1, [json.dumps(p.args)[:100] for p in posts]
     # a new modal (a new view id) is a new request
     assert submit(bot, view_id="VOTHER").content == b""
+
+
+def test_a_replayed_extension_submission_files_no_second_extension(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    request, _ = bot.request_access()
+    bot.click(APPROVER, Ids.APPROVE, request)
+    grant = wait_until(
+        lambda: (g := bot.grant_of(request)) and g.state == "active" and g, what="the grant"
+    )
+
+    for _ in range(3):
+        response = bot.sender.submit_extension(
+            REQUESTER,
+            str(grant.id),
+            duration_seconds=900,
+            justification="migration runs long",
+            view_id="VEXTREPLAY",
+        )
+        assert response.status_code == 200
+
+    wait_until(
+        lambda: len([r for r in caplog.records if "replayed submission" in r.getMessage()]) == 2,
+        what="the two replays to be handled",
+    )
+    assert [r.kind for r in bot.requests()] == ["access", "extension"]

@@ -498,7 +498,13 @@ class AccessRequests:
         return self.view(grant.request_id), choices
 
     def request_extension(
-        self, *, grant_id: str, actor: str, duration_seconds: str | None, justification: str | None
+        self,
+        *,
+        grant_id: str,
+        actor: str,
+        duration_seconds: str | None,
+        justification: str | None,
+        submission_id: str | None = None,
     ) -> RequestView:
         errors = self.validate_extension(
             grant_id=grant_id,
@@ -513,7 +519,14 @@ class AccessRequests:
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None
         person = self.directory.person(actor)
-        return self._create(found, person, duration, (justification or "").strip(), extends=grant)
+        return self._create(
+            found,
+            person,
+            duration,
+            (justification or "").strip(),
+            extends=grant,
+            submission_id=submission_id,
+        )
 
     def validate_extension(
         self,

@@ -200,6 +200,7 @@ class SlackSender:
         *,
         duration_seconds: int | None,
         justification: str | None,
+        view_id: str | None = None,
     ) -> httpx.Response:
         values = {
             Ids.DURATION_BLOCK: {
@@ -226,7 +227,7 @@ class SlackSender:
                 "token": "legacy",
                 "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
                 "view": {
-                    "id": "V0EXT",
+                    "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
                     "team_id": TEAM["id"],
                     "type": "modal",
                     "callback_id": Ids.EXTENSION_MODAL,
