@@ -61,6 +61,8 @@ def slash_command(**fields: str) -> bytes:
         ("team_domain", "payloadco"),
         ("response_url", "https://hooks.slack.invalid/commands/payload"),
         ("trigger_id", "payload-trigger"),
+        ("enterprise_name", "Payload Holdings"),
+        ("enterprise_name", "payload"),
     ],
 )
 def test_access_opens_the_modal_whatever_word_a_field_carries(
@@ -122,6 +124,22 @@ def test_an_oversized_body_is_refused_with_413_unread_and_logged_once(
     refusals = [r for r in _our_lines(caplog) if "refused" in r.getMessage()]
     assert len(refusals) == 2, [r.getMessage() for r in _our_lines(caplog)]
     assert all("aaaa" not in r.getMessage() for r in _our_lines(caplog))
+
+
+def test_an_oversized_chunked_body_is_refused_as_it_grows(bot: Bot) -> None:
+    port = int(bot.url.rsplit(":", 1)[1])
+    head = (
+        "POST /slack/events HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    # 512 KiB and 16 bytes, in chunks: refused once it passes the limit. Nothing more is sent,
+    # so the server has read all of it and closes with no unread data (no reset).
+    limit = bot.runtime.settings.max_body_bytes
+    chunks = [b"a" * 65536] * (limit // 65536) + [b"b" * 16]
+    body = b"".join(b"%x\r\n%b\r\n" % (len(chunk), chunk) for chunk in chunks)
+    answer = _raw_post(port, head, body)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
 
 
 def test_a_body_at_the_limit_is_read(bot: Bot) -> None:
