@@ -22,6 +22,7 @@ from app.core.approvers import Approvers
 from app.core.grant_workers import GrantWorkers
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
+from app.core.limits import RequesterLimits
 from app.core.models import GrantState
 from app.core.outbox import Delivery, Outbox, OutboxQueue
 from app.core.ports import Clock, utcnow
@@ -227,6 +228,9 @@ def build_runtime(
         wakeups=scheduler,
         router=Router(oncall=oncall, clock=clock, hook_deadline=settings.hook_deadline_seconds),
         clock=clock,
+        limits=RequesterLimits(
+            max_open=settings.max_open_requests, per_hour=settings.max_requests_per_hour
+        ),
     )
     queue = OutboxQueue(sessions=sessions, owner=owner, clock=clock)
     slack_sender = SlackSender(

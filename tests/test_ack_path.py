@@ -42,7 +42,7 @@ def test_concurrent_submissions_are_acked_before_the_slow_work(
     # Two listener threads for ten submissions: if a listener kept its thread for the work after
     # its ack (users.info, the database, the approvers' post), the later acks would queue behind
     # that work for SLOW seconds and more.
-    bot = bot_with(settings={"worker_threads": 2})
+    bot = bot_with(settings={"worker_threads": 2, "max_open_requests": SUBMISSIONS})
     bot.slack.delays["users.info"] = SLOW
 
     with ThreadPoolExecutor(max_workers=SUBMISSIONS) as pool:

@@ -47,8 +47,28 @@ log = logging.getLogger(__name__)
 DEFAULT_DEADLINE = 10.0  # seconds a strategy call may take, unless the strategy says otherwise
 DEADLINE_GRACE = 0.25  # a strategy that bounds its own calls reports its own timeout first
 LEASE_MARGIN = timedelta(seconds=30)  # a lease outlives the call it covers by this much
-CLAIM_LEASE = timedelta(seconds=60)  # from claim to _prepare (a worker is free: immediate)
+CLAIM_LEASE = timedelta(seconds=60)  # set by the claim, then `_plan` sets the call's own
+ANSWER_LIMIT = 200  # characters of a target's answer kept in the audit log
 ERROR_LIMIT = 2000  # characters of a strategy's error kept in grants.last_error and the audit
+
+
+class _Failure(str):
+    """Why a call failed, as people may read it; the target's own answer rides along for the
+    audit log alone (it may hold anything the target chose to echo)."""
+
+    answer: str | None
+
+    def __new__(cls, message: str, *, answer: str | None = None) -> _Failure:
+        failure = super().__new__(cls, message)
+        failure.answer = clean(answer, ANSWER_LIMIT) if answer else None
+        return failure
+
+
+def _answer(error: str | None) -> dict[str, str]:
+    """The target's answer to a failed call, as audit detail (and nowhere else)."""
+    if isinstance(error, _Failure) and error.answer:
+        return {"target_answer": error.answer}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -210,7 +230,10 @@ class GrantLifecycle:
                 done=call_done,
             )
         except GrantError as exc:
-            return clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)"
+            return _Failure(
+                clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)",
+                answer=exc.answer,
+            )
         except DeadlineExceeded as exc:
             return f"{strategy.describe()} {exc}"
         except Exception as exc:  # a strategy bug: recorded for this grant alone
@@ -444,13 +467,14 @@ class GrantLifecycle:
                 attempts=grant.attempts,
                 error=error,
                 compensating_revoke=True,
+                **_answer(error),
             )
             log.warning("grant %s failed for good; revoking it in case it applied", grant.id)
             grant.expires_at = grant.expires_at or plan.context.expires_at
             self._start_revoking(session, grant, "grant_failed", SYSTEM_ACTOR)
             grant.end_note = error
             return
-        self._schedule_retry(session, grant, Event.GRANT_ATTEMPT_FAILED, retry)
+        self._schedule_retry(session, grant, Event.GRANT_ATTEMPT_FAILED, retry, _answer(error))
         log.info("grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
         self.notifier.grant_progress(session, self._view(session, grant))
 
@@ -488,7 +512,7 @@ class GrantLifecycle:
             return
         grant.attempts += 1
         grant.last_error = error
-        self._schedule_retry(session, grant, Event.REVOKE_ATTEMPT_FAILED, retry)
+        self._schedule_retry(session, grant, Event.REVOKE_ATTEMPT_FAILED, retry, _answer(error))
         log.warning("revoke of grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
         view = self._view(session, grant)
         if _alert_now(grant.attempts, retry.attempts):
@@ -534,7 +558,14 @@ class GrantLifecycle:
         )
         after.wake_at.append(self._reminder_time(grant))
 
-    def _schedule_retry(self, session: Session, grant: Grant, event: Event, retry: Retry) -> None:
+    def _schedule_retry(
+        self,
+        session: Session,
+        grant: Grant,
+        event: Event,
+        retry: Retry,
+        answer: dict[str, str] | None = None,
+    ) -> None:
         """After a failed attempt (counted in `grant.attempts`, why in `last_error`)."""
         grant.next_attempt_at = grant.due_at = self.clock() + retry.delay(grant.attempts)
         audit.record(
@@ -546,6 +577,7 @@ class GrantLifecycle:
             attempt=grant.attempts,
             error=grant.last_error,
             next_attempt_at=_iso(grant.next_attempt_at),
+            **(answer or {}),
         )
 
     def _cannot_extend(self, session: Session, grant: Grant, plan: _Plan) -> str | None:

@@ -62,6 +62,7 @@ class AccessRequest(Base):
     approvers_channel: Mapped[str] = mapped_column(String(64))
     approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
     routed_at: Mapped[datetime | None]  # routing recorded its outcome (None: not yet, or a crash)
+    slack_view_id: Mapped[str | None] = mapped_column(String(64))  # one request per submission
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"
@@ -72,6 +73,12 @@ class AccessRequest(Base):
 
     __table_args__ = (
         Index("ix_access_requests_requester", "requester_slack_id", "created_at"),
+        Index(
+            "uq_access_requests_slack_view_id",
+            "slack_view_id",
+            unique=True,
+            postgresql_where=text("slack_view_id IS NOT NULL"),
+        ),
         Index("ix_access_requests_state_pending_until", "state", "pending_until"),
         Index(
             "ix_access_requests_unrouted", "created_at", postgresql_where=text("routed_at IS NULL")

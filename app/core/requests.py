@@ -17,6 +17,7 @@ from app.core.durations import describe_duration
 from app.core.errors import AlreadyDecided, InvalidRequest, NotAllowed, RequestNotFound
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
+from app.core.limits import RequesterLimits, limit_problem, lock_requester
 from app.core.models import (
     AccessRequest,
     Approval,
@@ -64,7 +65,9 @@ class AccessRequests:
         hooks: AfterHooks,
         wakeups: Wakeups,
         clock: Clock,
+        limits: RequesterLimits | None = None,
     ) -> None:
+        self.limits = limits or RequesterLimits()
         self.wakeups = wakeups
         self.sessions = sessions
         self.registry = registry
@@ -102,11 +105,24 @@ class AccessRequests:
                 errors["duration"] = f"{resource.name} can be requested for: {choices}."
         return errors
 
+    def limit_problem(self, requester_id: str) -> str | None:
+        """Why this person may not file another request now (one indexed count), or None."""
+        with self.sessions() as session:
+            return limit_problem(session, requester_id, self.limits, self.clock())
+
     # -- submit ----------------------------------------------------------------------------
 
     def submit(
-        self, *, requester_id: str, resource_id: str, duration_seconds: str, justification: str
+        self,
+        *,
+        requester_id: str,
+        resource_id: str,
+        duration_seconds: str,
+        justification: str,
+        submission_id: str | None = None,
     ) -> RequestView:
+        """File a request. `submission_id` (Slack's view id) makes it idempotent: a replayed
+        submission returns the request the first one created, and changes nothing."""
         errors = self.validate(
             resource_id=resource_id, duration_seconds=duration_seconds, justification=justification
         )
@@ -116,7 +132,9 @@ class AccessRequests:
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None
         person = self.directory.person(requester_id)
-        return self._create(found, person, duration, justification.strip())
+        return self._create(
+            found, person, duration, justification.strip(), submission_id=submission_id
+        )
 
     def _create(
         self,
@@ -125,11 +143,23 @@ class AccessRequests:
         duration: timedelta,
         justification: str,
         extends: Grant | None = None,
+        submission_id: str | None = None,
     ) -> RequestView:
         """Store a new request, route it (after Slack's ack), and tell everyone."""
         workflow, resource = found
         now = self.clock()
         with self.sessions.begin() as session:
+            lock_requester(session, person.slack_id)  # parallel submissions count one by one
+            if submission_id is not None:
+                earlier = session.scalar(
+                    select(AccessRequest.id).where(AccessRequest.slack_view_id == submission_id)
+                )
+                if earlier is not None:
+                    log.warning("ignored a replayed submission of request %s", earlier)
+                    return self._view(session.get_one(AccessRequest, earlier))
+            problem = limit_problem(session, person.slack_id, self.limits, now)
+            if problem:
+                raise InvalidRequest({"limit": problem})
             request = AccessRequest(
                 id=uuid.uuid4(),
                 workflow=workflow.name,
@@ -146,6 +176,7 @@ class AccessRequests:
                 kind=RequestKind.EXTENSION if extends else RequestKind.ACCESS,
                 extends_grant_id=extends.id if extends else None,
                 pending_until=now + workflow.request_ttl,
+                slack_view_id=submission_id,
             )
             session.add(request)
             audit.record(
@@ -467,7 +498,13 @@ class AccessRequests:
         return self.view(grant.request_id), choices
 
     def request_extension(
-        self, *, grant_id: str, actor: str, duration_seconds: str | None, justification: str | None
+        self,
+        *,
+        grant_id: str,
+        actor: str,
+        duration_seconds: str | None,
+        justification: str | None,
+        submission_id: str | None = None,
     ) -> RequestView:
         errors = self.validate_extension(
             grant_id=grant_id,
@@ -482,7 +519,14 @@ class AccessRequests:
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None
         person = self.directory.person(actor)
-        return self._create(found, person, duration, (justification or "").strip(), extends=grant)
+        return self._create(
+            found,
+            person,
+            duration,
+            (justification or "").strip(),
+            extends=grant,
+            submission_id=submission_id,
+        )
 
     def validate_extension(
         self,

@@ -10,7 +10,14 @@ from typing import Literal, Protocol, runtime_checkable
 
 
 class GrantError(Exception):
-    """A grant or revoke call did not succeed; it will be retried under the strategy's Retry."""
+    """A grant or revoke call did not succeed; it will be retried under the strategy's Retry.
+
+    The message is shown to people (the requester, the approvers): keep secrets out of it.
+    `answer`, what the target said, goes to the audit log alone, clipped and sanitised."""
+
+    def __init__(self, message: str, *, answer: str | None = None) -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from app.core.models import RequestState
 from app.core.outbox import Outbox
 from app.core.views import RequestView
 from app.slack import blocks
+from app.slack import format as fmt
 
 # Outbox kinds, read back by app.slack.sender.
 POST = "post"  # chat.postMessage of a rendered message (a DM)
@@ -42,7 +43,9 @@ class SlackNotifier:
         self._refresh(session, view)
 
     def note(self, session: Session, view: RequestView, text: str) -> None:
-        self._alert(session, view, text)
+        """Plain text from the core (a hook's failure: its message is the author's or a
+        target's); escaped here, so it can mention nobody and link nowhere."""
+        self._alert(session, view, fmt.escape(text))
 
     def request_decided(self, session: Session, view: RequestView) -> None:
         self._refresh(session, view)

@@ -76,8 +76,10 @@ class SlackSender:
         resource: str | None,
         justification: str | None,
         duration_seconds: int | str | None,
+        view_id: str | None = None,
     ) -> httpx.Response:
-        """A view_submission of the /access modal with the given values (any of them forged)."""
+        """A view_submission of the /access modal with the given values (any of them forged).
+        Each is from a modal of its own (a new view id), as Slack's are, unless `view_id`."""
 
         def selected(value: Any) -> dict[str, Any]:
             if value is None:
@@ -106,7 +108,7 @@ class SlackSender:
                 "token": "legacy",
                 "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
                 "view": {
-                    "id": "V0VIEW",
+                    "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
                     "team_id": TEAM["id"],
                     "type": "modal",
                     "callback_id": Ids.REQUEST_MODAL,
@@ -198,6 +200,7 @@ class SlackSender:
         *,
         duration_seconds: int | None,
         justification: str | None,
+        view_id: str | None = None,
     ) -> httpx.Response:
         values = {
             Ids.DURATION_BLOCK: {
@@ -224,7 +227,7 @@ class SlackSender:
                 "token": "legacy",
                 "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
                 "view": {
-                    "id": "V0EXT",
+                    "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
                     "team_id": TEAM["id"],
                     "type": "modal",
                     "callback_id": Ids.EXTENSION_MODAL,

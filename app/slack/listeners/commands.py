@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
 from app.slack import blocks
+from app.slack import format as fmt
 from app.slack.after_ack import AfterAck
 from app.slack.home import list_text
 from app.workflows.loader import Registry
@@ -43,7 +44,7 @@ def register(
             ack(text=list_text(overview, now=clock()))
             return
         if text:
-            ack(text=f"I don't know `/access {text[:50]}`.\n\n{HELP}")
+            ack(text=f"I don't know {fmt.code('/access ' + text, 60)}.\n\n{HELP}")
             return
         ack()
         after_ack.submit(open_modal, command, client)  # views.open first: the trigger_id expires
