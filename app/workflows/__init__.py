@@ -1,6 +1,7 @@
 """The public workflow API: `from app.workflows import OnCall, Resource, Webhook, Workflow`."""
 
-from app.grants.base import Env, GrantContext, GrantError, GrantUser, Retry
+from app.grants.base import Env, GrantContext, Granted, GrantError, GrantUser, Retry
+from app.grants.okta import OktaGroup
 from app.grants.postgres_role import PostgresRole
 from app.grants.python import Python
 from app.grants.webhook import Webhook
@@ -13,6 +14,8 @@ __all__ = [
     "GrantContext",
     "GrantError",
     "GrantUser",
+    "Granted",
+    "OktaGroup",
     "OnCall",
     "PostgresRole",
     "Python",
