@@ -1,6 +1,7 @@
 """The public workflow API: `from app.workflows import OnCall, Resource, Webhook, Workflow`."""
 
 from app.grants.base import Env, GrantContext, Granted, GrantError, GrantUser, Retry
+from app.grants.github import GitHubTeam
 from app.grants.okta import OktaGroup
 from app.grants.postgres_role import PostgresRole
 from app.grants.python import Python
@@ -11,6 +12,7 @@ __all__ = [
     "AccessRequestInfo",
     "Decision",
     "Env",
+    "GitHubTeam",
     "GrantContext",
     "GrantError",
     "GrantUser",
