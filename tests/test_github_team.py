@@ -86,7 +86,7 @@ def test_errors_are_specific_and_never_show_the_token(github: FakeGitHub) -> Non
     with pytest.raises(GrantError, match="401: Bad credentials") as raised:
         strategy(github, token="ghp_s3cret").grant(grant_context())
     assert "s3cret" not in str(raised.value)
-    with pytest.raises(GrantError, match="no GitHub login for alice@example.com: no entry"):
+    with pytest.raises(GrantError, match=r"no GitHub login for alice@example\.com: no entry"):
         strategy(github, logins={}).grant(grant_context())
     with pytest.raises(GrantError, match="acme/no-such-team was not found"):
         strategy(github, team="no-such-team").revoke(replace(grant_context(), event="revoke"))
