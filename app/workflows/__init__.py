@@ -1,5 +1,6 @@
 """The public workflow API: `from app.workflows import OnCall, Resource, Webhook, Workflow`."""
 
+from app.grants.aws import IdentityCenterAssignment, IdentityCenterGroup
 from app.grants.base import Env, GrantContext, Granted, GrantError, GrantUser, Retry
 from app.grants.github import GitHubTeam
 from app.grants.okta import OktaGroup
@@ -17,6 +18,8 @@ __all__ = [
     "GrantError",
     "GrantUser",
     "Granted",
+    "IdentityCenterAssignment",
+    "IdentityCenterGroup",
     "OktaGroup",
     "OnCall",
     "PostgresRole",
