@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core import audit
+from app.core import audit, overlap
 from app.core.audit import SYSTEM_ACTOR, Event
 from app.core.deadline import DeadlineExceeded, call_with_deadline
 from app.core.durations import describe_duration
@@ -167,36 +167,37 @@ class GrantLifecycle:
         if plan is None:
             call_done()
             return
-        error = self._call(plan, call_done)
-        after = self._finish(plan, error)
+        error, result = self._call(plan, call_done)
+        after = self._finish(plan, error, result)
         if after is not None:
             self._run_after(after)
 
-    def _call(self, plan: _Plan, call_done: Callable[[], None]) -> str | None:
-        """The strategy's call with no transaction open: None when it succeeded, else why not."""
+    def _call(self, plan: _Plan, call_done: Callable[[], None]) -> tuple[str | None, object]:
+        """The strategy's call with no transaction open: (None, what it returned) when it
+        succeeded, else (why not, None)."""
         strategy = plan.strategy
         if strategy is None:
             call_done()
             message = f"resource {plan.context.resource!r} is no longer defined"
             if plan.operation == "revoke":
                 message += ": revoke this access by hand"
-            return message
+            return message, None
         method = strategy.revoke if plan.operation == "revoke" else strategy.grant
         try:
-            call_with_deadline(
+            result = call_with_deadline(
                 lambda: method(plan.context),
                 plan.deadline + DEADLINE_GRACE,
                 name=f"{plan.operation}-{plan.grant_id}",
                 done=call_done,
             )
         except GrantError as exc:
-            return clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)"
+            return clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)", None
         except DeadlineExceeded as exc:
-            return f"{strategy.describe()} {exc}"
+            return f"{strategy.describe()} {exc}", None
         except Exception as exc:  # a strategy bug: recorded for this grant alone
             log.exception("%s of grant %s raised", plan.operation, plan.grant_id)
-            return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT)
-        return None
+            return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT), None
+        return None, result
 
     # -- early revocation, extension, reminders ---------------------------------------------
 
@@ -329,6 +330,13 @@ class GrantLifecycle:
                 grant.due_at = None
                 self._release(grant)
                 return None
+            decision = overlap.decide(session, grant, operation, now)
+            if not decision.proceed:  # a covering grant's call is in flight: look again soon
+                grant.due_at = decision.retry_at
+                self._release(grant)
+                return None
+            if decision.kept:  # no revoke is sent: the access stays (the audit says why)
+                strategy = overlap.KeepAccess(f"access kept ({decision.kept})")
             deadline = strategy_deadline(strategy)
             grant.lease_until = now + timedelta(seconds=deadline) + self.lease_margin
             extension_id = grant.extension_request_id if operation == "extend" else None
@@ -344,7 +352,7 @@ class GrantLifecycle:
             context = self._context(grant, name, operation, expires_at, extension_id)
         return _Plan(grant_id, operation, strategy, context, deadline, extension_id)
 
-    def _finish(self, plan: _Plan, error: str | None) -> _After | None:
+    def _finish(self, plan: _Plan, error: str | None, result: object = None) -> _After | None:
         with self.sessions.begin() as session:
             grant = self._leased(session, plan.grant_id)
             if grant is None:
@@ -356,6 +364,8 @@ class GrantLifecycle:
                 return None
             after = _After()
             if plan.operation == "grant":
+                if error is None:
+                    overlap.after_grant(session, grant, result)
                 self._finish_grant(session, grant, plan, error, after)
             elif plan.operation == "extend":
                 self._finish_extend(session, grant, plan, error, after)
@@ -607,6 +617,7 @@ class GrantLifecycle:
             approved_by=",".join(a.approver_slack_id for a in request.approvals)
             or request.decided_by,
             justification=request.justification,
+            undo=dict(grant.undo or {}) if operation == "revoke" else {},
         )
 
     def _run_after(self, after: _After) -> None:
