@@ -4,9 +4,10 @@ Two grants *cover the same target* when they belong to the same person and eithe
 recorded what undoes them and that is the same (the same login, principal and permission set,
 group), or, when one has not recorded it yet, they are for the same resource.
 
-- Revoke: access held before the grant is never taken away (`held_before`), and while another
-  active grant of the same person covers the same target no revoke is sent: the last one to end
-  revokes. While a covering grant's grant call is in flight the revoke waits for its outcome.
+- Revoke: access held before the grant is never taken away (`held_before`), and when a grant
+  expires while another active grant of the same person covers the same target no revoke is
+  sent: the last one to expire revokes. (A grant someone revokes early is revoked as asked.)
+  While a covering grant's grant call is in flight the revoke waits for its outcome.
 - Grant: while a covering grant is being revoked the grant waits, so the two calls cannot cross
   at the target (a revoke landing after the new grant would leave it without access).
 - After a grant: its undo data is stored, and `held_before` is the strategy's `already_had`,
@@ -32,6 +33,9 @@ from app.grants.base import GrantContext, Granted
 
 WAIT = timedelta(seconds=1)  # how soon to look again when a covering grant's call is in flight
 HELD_BEFORE = "held_before"
+# Ends after which access another grant still covers stays: the grant ran out, or it failed
+# (its compensating revoke must not take what the other grant gave).
+ENDS_THAT_KEEP_COVERED_ACCESS = ("expired", "grant_failed")
 ANOTHER_GRANT = "another_grant"
 
 
@@ -108,8 +112,15 @@ def before_revoke(session: Session, grant: Grant, now: datetime) -> Decision:
     lock_person(session, grant.request.requester_slack_id)
     if grant.held_before:
         return _keep(session, grant, HELD_BEFORE)
-    active = covering(session, grant, [GrantState.ACTIVE])
-    if active:
+    # Only a grant still running covers: several that expired together each revoke (the
+    # strategy's revoke is idempotent), so none waits on another's turn. A grant someone ends
+    # early (given back, revoked by an approver or an admin) is revoked as asked.
+    active = [
+        other
+        for other in covering(session, grant, [GrantState.ACTIVE])
+        if other.expires_at is not None and other.expires_at > now
+    ]
+    if active and grant.end_reason in ENDS_THAT_KEEP_COVERED_ACCESS:
         return _keep(session, grant, ANOTHER_GRANT, covered_by=str(active[0].id))
     in_flight = [
         other
