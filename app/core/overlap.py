@@ -85,11 +85,15 @@ def lock_person(session: Session, slack_id: str) -> None:
 
 def covering(session: Session, grant: Grant, states: list[GrantState]) -> list[Grant]:
     """The person's other grants in `states` that cover the same target as `grant`."""
+    # From the person's requests (indexed by requester) to their grants (unique request_id):
+    # a few rows read, however many grants others hold.
+    theirs = select(AccessRequest.id).where(
+        AccessRequest.requester_slack_id == grant.request.requester_slack_id
+    )
     others = session.scalars(
         select(Grant)
-        .join(AccessRequest, AccessRequest.id == Grant.request_id)
         .where(
-            AccessRequest.requester_slack_id == grant.request.requester_slack_id,
+            Grant.request_id.in_(theirs.scalar_subquery()),
             Grant.id != grant.id,
             Grant.state.in_(states),
         )
@@ -115,21 +119,27 @@ def before_revoke(session: Session, grant: Grant, now: datetime) -> Decision:
     # Only a grant still running covers: several that expired together each revoke (the
     # strategy's revoke is idempotent), so none waits on another's turn. A grant someone ends
     # early (given back, revoked by an approver or an admin) is revoked as asked.
+    others = covering(session, grant, [GrantState.ACTIVE, GrantState.GRANTING])
     active = [
         other
-        for other in covering(session, grant, [GrantState.ACTIVE])
-        if other.expires_at is not None and other.expires_at > now
+        for other in others
+        if other.state == GrantState.ACTIVE
+        and other.expires_at is not None
+        and other.expires_at > now
     ]
     if active and grant.end_reason in ENDS_THAT_KEEP_COVERED_ACCESS:
         return _keep(session, grant, ANOTHER_GRANT, covered_by=str(active[0].id))
     in_flight = [
         other
-        for other in covering(session, grant, [GrantState.GRANTING])
-        if other.lease_until is not None and other.lease_until > now
+        for other in others
+        if other.state == GrantState.GRANTING
+        and other.lease_until is not None
+        and other.lease_until > now
     ]
     if in_flight:
         return Decision(proceed=False, retry_at=now + WAIT)
-    grant.kept = None
+    if grant.kept is not None:  # kept at an earlier attempt whose outcome was lost
+        grant.kept = None
     return GO
 
 
