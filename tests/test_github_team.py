@@ -10,7 +10,7 @@ import pytest
 
 from app.grants.base import GrantError, GrantUser, Retry
 from app.testing import check_strategy, grant_context
-from app.workflows import GitHubTeam
+from app.workflows import Env, GitHubApp, GitHubTeam
 from tests.support.fake_github import TOKEN, FakeGitHub
 from tests.support.through_slack import approve, target_bot, wait_ended
 
@@ -96,6 +96,50 @@ def test_errors_are_specific_and_never_show_the_token(github: FakeGitHub) -> Non
 
     with pytest.raises(GrantError, match="broken: KeyError"):
         strategy(github, logins=broken).grant(grant_context())
+
+
+def test_github_app_authentication(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    github.add_app(app_id=4242, installation_id=77, public_key_pem=public)
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", private)
+    monkeypatch.delenv("GITHUB_TOKEN")
+    app = GitHubApp(app_id=4242, installation_id=77)
+    grant = strategy(github, app=app)
+    assert grant.required_env() == ["GITHUB_APP_PRIVATE_KEY"]
+
+    assert (
+        check_strategy(
+            grant, grant_context(), has_access=lambda: github.state(TEAM, "alice-gh") == "active"
+        )
+        == []
+    )
+    assert [p for m, p, _ in github.requests if m == "POST"] == [
+        "/app/installations/77/access_tokens"  # one token, reused
+    ]
+
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    wrong = other_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    monkeypatch.setenv("WRONG_KEY", wrong)
+    forged = strategy(github, app=GitHubApp(4242, 77, private_key=Env("WRONG_KEY")))
+    with pytest.raises(GrantError, match="401"):
+        forged.grant(grant_context())
 
 
 def test_problems() -> None:

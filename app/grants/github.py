@@ -31,6 +31,17 @@ if TYPE_CHECKING:  # githubkit is imported when first used: it takes a while to 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class GitHubApp:
+    """GitHub App authentication: the app's id, its private key (PEM, from the environment) and
+    the id of its installation on the organization. Installation tokens are fetched and renewed
+    by githubkit."""
+
+    app_id: int
+    installation_id: int
+    private_key: Secret = field(default=Env("GITHUB_APP_PRIVATE_KEY"), repr=False)
+
+
 @dataclass
 class GitHubTeam:
     org: str
@@ -39,6 +50,7 @@ class GitHubTeam:
     # Required: GitHub does not reliably expose emails.
     logins: IdentityMap
     token: Secret = field(default=Env("GITHUB_TOKEN"), repr=False)
+    app: GitHubApp | None = None  # GitHub App authentication instead of `token`
     role: Literal["member", "maintainer"] = "member"
     base_url: str = "https://api.github.com"  # GitHub Enterprise Server: https://HOST/api/v3
     timeout: float = 10.0
@@ -57,7 +69,8 @@ class GitHubTeam:
         return f"GitHub: {self.role} of team {self.org}/{self.team}"
 
     def required_env(self) -> list[str]:
-        return [self.token.name] if isinstance(self.token, Env) else []
+        secret = self.app.private_key if self.app is not None else self.token
+        return [secret.name] if isinstance(secret, Env) else []
 
     def problems(self) -> list[str]:
         found = []
@@ -74,7 +87,9 @@ class GitHubTeam:
         return found
 
     def warnings(self) -> list[str]:
-        if isinstance(self.token, str):
+        if self.app is not None and isinstance(self.app.private_key, str):
+            return ['the GitHub App private key is written in the workflow file; use Env("NAME")']
+        if self.app is None and isinstance(self.token, str):
             return ['the GitHub token is written in the workflow file; prefer Env("NAME")']
         return []
 
@@ -159,10 +174,18 @@ class GitHubTeam:
 
     def _github(self) -> GitHub[Any]:
         if self._client is None:
-            from githubkit import GitHub
+            from githubkit import AppInstallationAuthStrategy, GitHub
+            from githubkit.cache import MemCacheStrategy
 
+            auth: Any = resolve_secret(self.token) if self.app is None else None
+            if self.app is not None:
+                auth = AppInstallationAuthStrategy(
+                    app_id=self.app.app_id,
+                    private_key=resolve_secret(self.app.private_key),
+                    installation_id=self.app.installation_id,
+                )
             self._client = GitHub(
-                resolve_secret(self.token),
+                auth,
                 base_url=self.base_url,
                 timeout=self.timeout,
                 # ssl.create_default_context() honours SSL_CERT_FILE / SSL_CERT_DIR.
@@ -170,6 +193,9 @@ class GitHubTeam:
                 auto_retry=False,  # the engine retries, within its deadlines
                 http_cache=False,
                 user_agent="accessbot",
+                # Its own cache of app JWTs and installation tokens: githubkit's default is
+                # shared by every client in the process, keyed by app id alone.
+                cache_strategy=MemCacheStrategy(),
             )
         return self._client
 

@@ -2,7 +2,7 @@
 
 from app.grants.aws import IdentityCenterAssignment, IdentityCenterGroup
 from app.grants.base import Env, GrantContext, Granted, GrantError, GrantUser, Retry
-from app.grants.github import GitHubTeam
+from app.grants.github import GitHubApp, GitHubTeam
 from app.grants.okta import OktaGroup
 from app.grants.postgres_role import PostgresRole
 from app.grants.python import Python
@@ -13,6 +13,7 @@ __all__ = [
     "AccessRequestInfo",
     "Decision",
     "Env",
+    "GitHubApp",
     "GitHubTeam",
     "GrantContext",
     "GrantError",
