@@ -112,9 +112,15 @@ def test_problems_and_env() -> None:
     assert OktaGroup(org_url="https://x.okta.com", group_id="00g1").required_env() == [
         "OKTA_API_TOKEN"
     ]
-    assert OktaGroup(org_url="http://x", group_id="a/b", token=Env("T")).problems() == [
+    assert OktaGroup(
+        org_url="http://x",
+        group_id="a/b",
+        token=Env("T"),
+        users=["alice"],  # type: ignore[arg-type]
+    ).problems() == [
         "Okta org_url 'http://x' must start with https://",
         "Okta group_id 'a/b' is not a group id (00g...)",
+        "users must be a dict (Slack user ID or email -> name) or a function of the user",
     ]
 
 

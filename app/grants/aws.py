@@ -31,6 +31,7 @@ from app.grants.base import (
     GrantUser,
     IdentityMap,
     Retry,
+    identity_map_problem,
     map_identity,
 )
 
@@ -323,4 +324,6 @@ def _common_problems(strategy: _Aws) -> list[str]:
         found.append(f"identity_store_id {strategy.identity_store_id!r} should look like d-...")
     if not strategy.timeout > 0:
         found.append(f"timeout must be positive, not {strategy.timeout!r}")
+    if problem := identity_map_problem("users", strategy.users):
+        found.append(problem)
     return found

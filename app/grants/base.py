@@ -100,6 +100,13 @@ class Granted:
 IdentityMap = Mapping[str, str] | Callable[[GrantUser], str | None]
 
 
+def identity_map_problem(name: str, mapping: object) -> str | None:
+    """Why `mapping` cannot map Slack users, or None when it can (None itself is fine)."""
+    if mapping is None or isinstance(mapping, Mapping) or callable(mapping):
+        return None
+    return f"{name} must be a dict (Slack user ID or email -> name) or a function of the user"
+
+
 def map_identity(mapping: IdentityMap | None, user: GrantUser, what: str) -> str:
     """`user`'s name on the target: from `mapping` when given, else their email address."""
     found: object

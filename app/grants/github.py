@@ -20,6 +20,7 @@ from app.grants.base import (
     IdentityMap,
     Retry,
     Secret,
+    identity_map_problem,
     map_identity,
     resolve_secret,
 )
@@ -73,15 +74,17 @@ class GitHubTeam:
         return [secret.name] if isinstance(secret, Env) else []
 
     def problems(self) -> list[str]:
-        found = []
+        found: list[str] = []
         for name in ("org", "team"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value or "/" in value:
                 found.append(f"GitHub {name} {value!r} is not a name (no slashes)")
         if self.role not in ("member", "maintainer"):
             found.append(f"GitHub team role {self.role!r} must be 'member' or 'maintainer'")
-        if not (isinstance(self.logins, dict) or callable(self.logins)):
-            found.append("logins must be a dict (Slack ID or email -> GitHub login) or a function")
+        if self.logins is None:
+            found.append("logins is required: GitHub logins are not email addresses")
+        elif problem := identity_map_problem("logins", self.logins):
+            found.append(problem)
         if not isinstance(self.timeout, int | float) or self.timeout <= 0:
             found.append(f"timeout must be a positive number of seconds (got {self.timeout!r})")
         return found

@@ -24,6 +24,7 @@ from app.grants.base import (
     IdentityMap,
     Retry,
     Secret,
+    identity_map_problem,
     map_identity,
     resolve_secret,
 )
@@ -65,6 +66,8 @@ class OktaGroup:
             found.append(f"Okta group_id {self.group_id!r} is not a group id (00g...)")
         if not isinstance(self.timeout, int | float) or self.timeout <= 0:
             found.append(f"timeout must be a positive number of seconds (got {self.timeout!r})")
+        if problem := identity_map_problem("users", self.users):
+            found.append(problem)
         return found
 
     def warnings(self) -> list[str]:
