@@ -4,6 +4,7 @@ throttling, conflicts)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -18,7 +19,9 @@ from moto.server import ThreadedMotoServer
 from app.grants.base import GrantError, Retry
 from app.testing import check_strategy, grant_context
 from app.workflows import IdentityCenterAssignment, IdentityCenterGroup
+from tests.support.bot import REQUESTER as REQUESTER_ID
 from tests.support.through_slack import approve, target_bot, wait_ended
+from tests.support.wait import wait_until
 
 REGION = "eu-west-1"
 ACCOUNT = "111122223333"
@@ -343,3 +346,50 @@ def test_problems_and_serialisation_per_account() -> None:
         "region is empty (for example region='eu-west-1')",
         "identity_store_id 'x' should look like d-...",
     ]
+
+
+def test_through_slack_changes_to_one_account_run_one_at_a_time(aws: Moto, bot_factory) -> None:
+    """Identity Center takes one permission-set change per account at a time: two approvals at
+    once reach it one after the other (the engine's in-flight limit for the account)."""
+    from app.slack.ids import Ids
+    from tests.support.bot import APPROVER, OUTSIDER
+    from tests.support.through_slack import RESOURCE
+
+    mallory = aws.store.create_user(
+        IdentityStoreId=STORE,
+        UserName="mallory",
+        DisplayName="Mallory",
+        Name={"GivenName": "Mallory", "FamilyName": "Example"},
+        Emails=[{"Value": "mallory@example.com", "Type": "work", "Primary": True}],
+    )["UserId"]
+    sso = boto3.client("sso-admin", endpoint_url=aws.url, region_name=REGION)
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def enter(**_: Any) -> None:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.2)  # a slow AWS: calls would overlap if nothing serialised them
+
+    def leave(**_: Any) -> None:
+        with lock:
+            state["now"] -= 1
+
+    sso.meta.events.register("before-call.sso-admin", enter)
+    sso.meta.events.register("after-call.sso-admin", leave)
+    grant = assignment(aws, sso_admin=sso)
+    bot = target_bot(bot_factory, grant, durations=[timedelta(minutes=5)])
+    requests = [
+        bot.request_access(user, resource=RESOURCE, duration=timedelta(minutes=5))[0]
+        for user in (REQUESTER_ID, OUTSIDER)
+    ]
+    for request in requests:
+        bot.click(APPROVER, Ids.APPROVE, request)
+    for request in requests:
+        wait_until(
+            lambda r=request: (g := bot.grant_of(r)) is not None and g.state == "active",
+            what="both grants to be active",
+        )
+    assert aws.assigned(aws.alice) and aws.assigned(mallory)
+    assert state["max"] == 1
