@@ -95,3 +95,33 @@ def test_a_grant_waits_for_a_covering_revoke_pending(bot_factory) -> None:
     )
     assert target.calls == ["grant", "revoke", "grant"]
     assert target.members == {"alice@example.com"} and not later.held_before
+
+
+def test_a_failing_expiry_revoke_does_not_hold_up_a_new_grant(bot_factory) -> None:
+    """The old grant's revoke keeps failing: the new grant goes ahead, and the old revoke's
+    next attempt then finds the access covered and sends nothing."""
+    target = Target()
+    failing = {"on": True}
+    real_revoke = target.revoke
+
+    def revoke(ctx: GrantContext) -> None:
+        if failing["on"]:
+            target.calls.append("revoke-failed")
+            raise RuntimeError("target down")
+        real_revoke(ctx)
+
+    strategy = Python(
+        grant=target.grant,
+        revoke=revoke,
+        retry=Retry(attempts=2, backoff=timedelta(seconds=2), max_backoff=timedelta(seconds=2)),
+    )
+    bot = target_bot(bot_factory, strategy, durations=[timedelta(seconds=2), timedelta(minutes=5)])
+    short = approve(bot, timedelta(seconds=2))
+    wait_until(lambda: "revoke-failed" in target.calls, what="the expiry's revoke to fail")
+
+    long = approve(bot, timedelta(minutes=5))  # not held up by the failing revoke
+    failing["on"] = False
+    first = wait_ended(bot, short)
+    assert first.kept == "another_grant"
+    assert "revoke" not in target.calls and target.members == {"alice@example.com"}
+    assert bot.grant_of(long).state == GrantState.ACTIVE

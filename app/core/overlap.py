@@ -8,8 +8,9 @@ group), or, when one has not recorded it yet, they are for the same resource.
   expires while another active grant of the same person covers the same target no revoke is
   sent: the last one to expire revokes. (A grant someone revokes early is revoked as asked.)
   While a covering grant's grant call is in flight the revoke waits for its outcome.
-- Grant: while a covering grant is being revoked the grant waits, so the two calls cannot cross
-  at the target (a revoke landing after the new grant would leave it without access).
+- Grant: while a covering grant's revoke is in flight (or was asked for by someone) the grant
+  waits, so the two calls cannot cross at the target (a revoke landing after the new grant
+  would leave it without access).
 - After a grant: its undo data is stored, and `held_before` is the strategy's `already_had`,
   unless one of our own grants is what made the access exist (then it inherits theirs).
 
@@ -146,8 +147,12 @@ def before_revoke(session: Session, grant: Grant, now: datetime) -> Decision:
 def before_grant(session: Session, grant: Grant, now: datetime) -> Decision:
     """In the transaction that prepares a grant: wait while a covering revoke is pending."""
     lock_person(session, grant.request.requester_slack_id)
-    if covering(session, grant, [GrantState.REVOKING]):
-        return Decision(proceed=False, retry_at=now + WAIT)
+    for other in covering(session, grant, [GrantState.REVOKING]):
+        in_flight = other.lease_until is not None and other.lease_until > now
+        # An expiry's revoke waiting for its next attempt need not hold the grant up: once this
+        # grant is active, that attempt finds it covering the access and sends nothing.
+        if in_flight or other.end_reason not in ENDS_THAT_KEEP_COVERED_ACCESS:
+            return Decision(proceed=False, retry_at=now + WAIT)
     return GO
 
 
