@@ -34,6 +34,7 @@ class Event(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     REVOKE_ATTEMPT_FAILED = "revoke_attempt_failed"
+    REVOKE_SKIPPED = "revoke_skipped"  # access held before, or another grant still covers it
 
 
 def record(

@@ -28,7 +28,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.core import audit
+from app.core import audit, overlap
 from app.core.audit import SYSTEM_ACTOR, Event
 from app.core.deadline import DeadlineExceeded, call_with_deadline
 from app.core.durations import describe_duration
@@ -90,6 +90,10 @@ class Claim:
     plan: _Plan | None  # None: nothing to call (the grant was released, or needs no work now)
 
 
+# What a call came to: its plan, why it failed (None: it succeeded), and what it returned.
+_Outcome = tuple[_Plan, str | None, object]
+
+
 @dataclass
 class _After:
     """What a committed change sets going: hooks to run, times to wake at."""
@@ -133,8 +137,8 @@ class GrantLifecycle:
         # Told whenever a grant becomes due now (a new approval, a give-back): the workers.
         self.on_due: Callable[[], None] = lambda: None
         # Outcomes that arrive together are recorded in one transaction.
-        self._finishing: GroupCommit[tuple[_Plan, str | None], _After | None] = GroupCommit(
-            run_batch=self._finish_many, run_one=lambda outcome: self._finish(*outcome)
+        self._finishing: GroupCommit[_Outcome, _After | None] = GroupCommit(
+            run_batch=self._finish_many, run_one=self._finish
         )
 
     # -- the work queue --------------------------------------------------------------------
@@ -173,6 +177,9 @@ class GrantLifecycle:
             grants = _with_backrefs(
                 session.scalars(select(Grant).where(Grant.id.in_(ids)).order_by(Grant.due_at))
             )
+            # Overlap decisions lock each person; all at once, in one order, so two batches
+            # can never wait on each other.
+            overlap.lock_people(session, [grant.request.requester_slack_id for grant in grants])
             claims = [
                 Claim(grant.id, grant.request.resource_id, self._plan(session, grant, now))
                 for grant in grants
@@ -207,39 +214,41 @@ class GrantLifecycle:
         if plan is None:
             call_done()
             return
-        error = self._call(plan, call_done)
-        after = self._finishing.submit((plan, error))
+        error, result = self._call(plan, call_done)
+        after = self._finishing.submit((plan, error, result))
         if after is not None:
             self._run_after(after)
 
-    def _call(self, plan: _Plan, call_done: Callable[[], None]) -> str | None:
-        """The strategy's call with no transaction open: None when it succeeded, else why not."""
+    def _call(self, plan: _Plan, call_done: Callable[[], None]) -> tuple[str | None, object]:
+        """The strategy's call with no transaction open: (None, what it returned) when it
+        succeeded, else (why not, None)."""
         strategy = plan.strategy
         if strategy is None:
             call_done()
             message = f"resource {plan.context.resource!r} is no longer defined"
             if plan.operation == "revoke":
                 message += ": revoke this access by hand"
-            return message
+            return message, None
         method = strategy.revoke if plan.operation == "revoke" else strategy.grant
         try:
-            call_with_deadline(
+            result = call_with_deadline(
                 lambda: method(plan.context),
                 plan.deadline + DEADLINE_GRACE,
                 name=f"{plan.operation}-{plan.grant_id}",
                 done=call_done,
             )
         except GrantError as exc:
-            return _Failure(
+            failure = _Failure(
                 clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)",
                 answer=exc.answer,
             )
+            return failure, None
         except DeadlineExceeded as exc:
-            return f"{strategy.describe()} {exc}"
+            return f"{strategy.describe()} {exc}", None
         except Exception as exc:  # a strategy bug: recorded for this grant alone
             log.exception("%s of grant %s raised", plan.operation, plan.grant_id)
-            return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT)
-        return None
+            return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT), None
+        return None, result
 
     # -- early revocation, extension, reminders ---------------------------------------------
 
@@ -368,6 +377,13 @@ class GrantLifecycle:
             grant.due_at = None
             self._release(grant)
             return None
+        decision = overlap.decide(session, grant, operation, now)
+        if not decision.proceed:  # a covering grant's call is in flight: look again soon
+            grant.due_at = decision.retry_at
+            self._release(grant)
+            return None
+        if decision.kept:  # no revoke is sent: the access stays (the audit says why)
+            strategy = overlap.KeepAccess(f"access kept ({decision.kept})")
         deadline = strategy_deadline(strategy)
         grant.lease_until = now + timedelta(seconds=deadline) + self.lease_margin
         extension_id = grant.extension_request_id if operation == "extend" else None
@@ -383,13 +399,13 @@ class GrantLifecycle:
         context = self._context(grant, name, operation, expires_at, extension_id)
         return _Plan(grant.id, operation, strategy, context, deadline, extension_id)
 
-    def _finish(self, plan: _Plan, error: str | None) -> _After | None:
-        return self._finish_many([(plan, error)])[0]
+    def _finish(self, outcome: _Outcome) -> _After | None:
+        return self._finish_many([outcome])[0]
 
-    def _finish_many(self, outcomes: Sequence[tuple[_Plan, str | None]]) -> list[_After | None]:
+    def _finish_many(self, outcomes: Sequence[_Outcome]) -> list[_After | None]:
         """Record the outcomes of calls in one short transaction (group commit)."""
         with self.sessions.begin() as session:
-            ids = sorted({plan.grant_id for plan, _ in outcomes})  # one lock order for all
+            ids = sorted({plan.grant_id for plan, _, _ in outcomes})  # one lock order for all
             grants = {
                 grant.id: grant
                 for grant in _with_backrefs(
@@ -401,13 +417,21 @@ class GrantLifecycle:
                     )
                 )
             }
+            overlap.lock_people(
+                session, [grant.request.requester_slack_id for grant in grants.values()]
+            )
             return [
-                self._finish_leased(session, grants.get(plan.grant_id), plan, error)
-                for plan, error in outcomes
+                self._finish_leased(session, grants.get(plan.grant_id), plan, error, result)
+                for plan, error, result in outcomes
             ]
 
     def _finish_leased(
-        self, session: Session, grant: Grant | None, plan: _Plan, error: str | None
+        self,
+        session: Session,
+        grant: Grant | None,
+        plan: _Plan,
+        error: str | None,
+        result: object = None,
     ) -> _After | None:
         if grant is None:
             log.warning(
@@ -418,6 +442,8 @@ class GrantLifecycle:
             return None
         after = _After()
         if plan.operation == "grant":
+            if error is None:
+                overlap.after_grant(session, grant, result)
             self._finish_grant(session, grant, plan, error, after)
         elif plan.operation == "extend":
             self._finish_extend(session, grant, plan, error, after)
@@ -669,6 +695,7 @@ class GrantLifecycle:
             approved_by=",".join(a.approver_slack_id for a in request.approvals)
             or request.decided_by,
             justification=request.justification,
+            undo=dict(grant.undo or {}) if operation == "revoke" else {},
         )
 
     def _run_after(self, after: _After) -> None:

@@ -132,6 +132,12 @@ class Grant(Base):
     lease_until: Mapped[datetime | None]
     extension_request_id: Mapped[uuid.UUID | None]  # an approved extension to carry out
 
+    # What the strategy's grant call said undoes it (handed back at revoke), whether the person
+    # had the access before (then it is never taken away), and why a revoke sent nothing.
+    undo: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    held_before: Mapped[bool] = mapped_column(default=False, server_default="false")
+    kept: Mapped[str | None] = mapped_column(String(20))  # held_before, another_grant
+
     request: Mapped[AccessRequest] = relationship(
         back_populates="grant", lazy="joined", innerjoin=True, foreign_keys=[request_id]
     )

@@ -44,6 +44,8 @@ class RequestView:
     end_note: str | None = None
     grant_attempts: int = 0
     grant_error: str | None = None
+    held_before: bool = False  # the person had this access before the grant: it stays
+    kept: str | None = None  # why the end of the grant sent no revoke (see app.core.overlap)
 
     @property
     def extended(self) -> bool:
@@ -89,4 +91,6 @@ class RequestView:
             end_note=grant.end_note if grant else None,
             grant_attempts=grant.attempts if grant else 0,
             grant_error=grant.last_error if grant else None,
+            held_before=grant.held_before if grant else False,
+            kept=grant.kept if grant else None,
         )

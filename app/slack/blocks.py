@@ -202,6 +202,9 @@ def status_line(view: RequestView) -> str:
             f"{approved}. ⚠️ Revoking ({view.end_reason}) has failed {view.grant_attempts} "
             f"times: {fmt.escape(fmt.clip(view.grant_error or '', 300))}. Still retrying."
         )
+    if view.grant_state == GrantState.REVOKED and view.ended_at and view.kept:
+        why = KEPT.get(view.kept, view.kept)
+        return f"{approved}. 🔒 The grant ended {fmt.date(view.ended_at)}; the access stays: {why}."
     if view.grant_state == GrantState.REVOKED and view.ended_at:
         if view.end_reason == "expired":
             return f"{approved}. 🔒 Access expired and was revoked {fmt.date(view.ended_at)}."
@@ -209,6 +212,12 @@ def status_line(view: RequestView) -> str:
             f"{approved}. 🔒 Access revoked by {fmt.user(view.ended_by)} {fmt.date(view.ended_at)}."
         )
     return approved + "."
+
+
+KEPT = {
+    "held_before": "they had it before this grant",
+    "another_grant": "another of their grants still covers it",
+}
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -419,7 +428,12 @@ def dm_granted(view: RequestView) -> str:
         why = f"approved automatically by policy: {fmt.escape(view.decision_note or '')}"
     else:
         why = f"approved by {_people(view.approvals) or fmt.user(view.decided_by)}"
-    return f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
+    granted = f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
+    if view.held_before:
+        granted += (
+            " You already had this access before this grant; it stays in place when the grant ends."
+        )
+    return granted
 
 
 def dm_grant_failed(view: RequestView) -> str:
@@ -432,6 +446,16 @@ def dm_grant_failed(view: RequestView) -> str:
 
 
 def dm_ended(view: RequestView) -> str:
+    if view.kept == "held_before":
+        return (
+            f"🔒 Your grant of {_what(view)} has ended. You had this access before accessbot "
+            "granted it, so it was left in place."
+        )
+    if view.kept == "another_grant":
+        return (
+            f"🔒 One of your grants of {_what(view)} has ended; your access goes on under "
+            "your other grant, which ends later."
+        )
     if view.end_reason == "expired":
         return f"🔒 Your access to {_what(view)} has ended: it expired and was revoked."
     if view.ended_by == view.requester_slack_id:
