@@ -69,7 +69,7 @@ class Settings(DatabaseSettings):
     after_ack_threads: int = Field(default=16, ge=1)  # the work listeners do after Slack's ack
     # Grant and revoke calls in flight at once in this process, and at most to one target
     # (a webhook host, or a strategy's in_flight_key); 0: half of grant_workers.
-    grant_workers: int = Field(default=32, ge=1, le=512)
+    grant_workers: int = Field(default=64, ge=1, le=512)
     grant_target_max_in_flight: int = Field(default=0, ge=0)
     hook_deadline_seconds: float = Field(default=10.0, gt=0)  # a workflow hook's wall clock
     slack_sender_threads: int = Field(default=8, ge=1, le=64)

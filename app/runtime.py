@@ -181,7 +181,15 @@ def build_runtime(
 ) -> Runtime:
     registry = registry or load_workflows(settings.workflows_dir)
     slack = slack or make_slack_client(settings)
-    engine = make_engine(database_url, pool_size=settings.grant_workers + 10)
+    # Grant workers touch the database only to claim (the loop's thread) and to record outcomes
+    # (one group commit at a time), so the pool follows the threads that hold sessions longer.
+    engine = make_engine(
+        database_url,
+        pool_size=settings.after_ack_threads
+        + settings.slack_sender_threads
+        + settings.worker_threads
+        + 4,
+    )
     sessions = make_session_factory(engine)
     owner = make_owner()
     outbox = Outbox(sessions)
@@ -242,8 +250,12 @@ def build_runtime(
     )
     traffic = AckTraffic()
 
+    def revoking_backlog() -> bool:
+        return grant_workers.loop.busy >= grant_workers.loop.threads // 2
+
     def deliver(delivery: Delivery) -> None:
-        with traffic.background("slack-sender"):  # acks come first
+        # Acks come first, and so does a backlog of revocations: messages wait, access doesn't.
+        with traffic.background("slack-sender", behind=revoking_backlog):
             slack_sender.deliver(delivery)
 
     sender: WorkLoop[Delivery] = WorkLoop(

@@ -7,6 +7,9 @@ import threading
 import time
 from datetime import timedelta
 
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
 from app.core.models import GrantState
 from app.grants.base import GrantContext, Granted, Retry
 from app.slack.ids import Ids
@@ -125,3 +128,45 @@ def test_a_failing_expiry_revoke_does_not_hold_up_a_new_grant(bot_factory) -> No
     assert first.kept == "another_grant"
     assert "revoke" not in target.calls and target.members == {"alice@example.com"}
     assert bot.grant_of(long).state == GrantState.ACTIVE
+
+
+def test_a_batch_locks_its_people_at_once_and_another_transaction_waits_for_them(
+    database_url: str,
+) -> None:
+    """`lock_people` takes every person's lock in one statement; a second transaction that
+    wants one of them waits until the first ends, and one that wants another person does not."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from app.core import overlap
+
+    engine = create_engine(database_url)
+    sessions = sessionmaker(engine)
+    try:
+        with sessions.begin() as first:
+            overlap.lock_people(first, ["UB", "UA", "UA"])
+            overlap.lock_people(first, ["UA"])  # held already: no second lock taken
+            count = first.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                )
+            ).scalar_one()
+            assert count == 2
+            waited: list[str] = []
+
+            def other(person: str) -> None:
+                with sessions.begin() as second:
+                    second.execute(text("SET LOCAL lock_timeout = '300ms'"))
+                    try:
+                        overlap.lock_person(second, person)
+                    except OperationalError:
+                        waited.append(person)
+
+            for person in ("UA", "UC"):
+                thread = threading.Thread(target=other, args=(person,))
+                thread.start()
+                thread.join(5)
+            assert waited == ["UA"]
+    finally:
+        engine.dispose()

@@ -177,9 +177,9 @@ class GrantLifecycle:
             grants = _with_backrefs(
                 session.scalars(select(Grant).where(Grant.id.in_(ids)).order_by(Grant.due_at))
             )
-            # Overlap decisions lock each person; all at once, in one order, so two batches
-            # can never wait on each other.
-            overlap.lock_people(session, [grant.request.requester_slack_id for grant in grants])
+            # Overlap decisions lock each person: all at once, in one order, so two batches
+            # never wait on each other; and their grants are read once for the batch.
+            overlap.prepare_batch(session, grants)
             claims = [
                 Claim(grant.id, grant.request.resource_id, self._plan(session, grant, now))
                 for grant in grants
@@ -417,8 +417,10 @@ class GrantLifecycle:
                     )
                 )
             }
-            overlap.lock_people(
-                session, [grant.request.requester_slack_id for grant in grants.values()]
+            granted = {plan.grant_id for plan, _, _ in outcomes if plan.operation == "grant"}
+            overlap.lock_people(  # after_grant decides under them
+                session,
+                [g.request.requester_slack_id for g in grants.values() if g.id in granted],
             )
             return [
                 self._finish_leased(session, grants.get(plan.grant_id), plan, error, result)

@@ -21,11 +21,11 @@ advisory lock, so two workers deciding for two grants of one person see each oth
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, Text, func, literal, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.core import audit
@@ -80,35 +80,92 @@ def same_target(a: Grant, b: Grant) -> bool:
 
 def lock_person(session: Session, slack_id: str) -> None:
     """Serialise overlap decisions for one person until the transaction ends."""
-    session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtextextended(f"accessbot:{slack_id}", 0)))
-    )
+    lock_people(session, [slack_id])
 
 
 def lock_people(session: Session, slack_ids: Iterable[str]) -> None:
-    """Take the locks of several people at once, in one order (a batch of grants): two
-    transactions that lock people one by one in different orders could wait on each other."""
-    for slack_id in sorted(set(slack_ids)):
-        lock_person(session, slack_id)
+    """Take the locks of several people in one statement and one order (a batch of grants:
+    two transactions that lock people one by one in different orders could wait on each
+    other). A person already locked in this transaction is not asked for again."""
+    held = _batch(session).locked
+    wanted = sorted(set(slack_ids) - held)
+    if not wanted:
+        return
+    key = func.hashtextextended(literal("accessbot:") + literal_column("person"), 0)
+    keys = select(key.label("key")).select_from(
+        func.unnest(literal(wanted, ARRAY(Text))).table_valued("person").render_derived()
+    )
+    ordered = keys.order_by(literal_column("person")).subquery()
+    session.execute(select(func.pg_advisory_xact_lock(ordered.c.key)).select_from(ordered))
+    held.update(wanted)
+
+
+def prepare_batch(session: Session, grants: Iterable[Grant]) -> None:
+    """Before deciding for a batch of grants in one transaction: lock their people, and load
+    every grant those people hold that could cover another, in two statements in all."""
+    people = sorted({grant.request.requester_slack_id for grant in grants})
+    if not people:
+        return
+    lock_people(session, people)
+    batch = _batch(session)
+    theirs = select(AccessRequest.id).where(AccessRequest.requester_slack_id.in_(people))
+    loaded = session.scalars(
+        select(Grant).where(
+            Grant.request_id.in_(theirs.scalar_subquery()), Grant.state.in_(_MAY_COVER)
+        )
+    ).all()
+    for person in people:
+        batch.grants[person] = []
+    for grant in loaded:
+        batch.grants[grant.request.requester_slack_id].append(grant)
 
 
 def covering(session: Session, grant: Grant, states: list[GrantState]) -> list[Grant]:
     """The person's other grants in `states` that cover the same target as `grant`."""
-    # From the person's requests (indexed by requester) to their grants (unique request_id):
-    # a few rows read, however many grants others hold.
-    theirs = select(AccessRequest.id).where(
-        AccessRequest.requester_slack_id == grant.request.requester_slack_id
-    )
-    others = session.scalars(
-        select(Grant)
-        .where(
-            Grant.request_id.in_(theirs.scalar_subquery()),
-            Grant.id != grant.id,
-            Grant.state.in_(states),
+    person = grant.request.requester_slack_id
+    known = _batch(session).grants.get(person)
+    if known is not None and set(states) <= set(_MAY_COVER):
+        others = [o for o in known if o.id != grant.id and GrantState(o.state) in states]
+        # As the query below orders them: latest expiry first, none last.
+        others.sort(key=lambda o: o.expires_at.timestamp() if o.expires_at else float("-inf"))
+        others.reverse()
+    else:
+        # From the person's requests (indexed by requester) to their grants (unique
+        # request_id): a few rows read, however many grants others hold.
+        theirs = select(AccessRequest.id).where(AccessRequest.requester_slack_id == person)
+        others = list(
+            session.scalars(
+                select(Grant)
+                .where(
+                    Grant.request_id.in_(theirs.scalar_subquery()),
+                    Grant.id != grant.id,
+                    Grant.state.in_(states),
+                )
+                .order_by(Grant.expires_at.desc().nulls_last())
+            ).all()
         )
-        .order_by(Grant.expires_at.desc().nulls_last())
-    ).all()
     return [other for other in others if same_target(grant, other)]
+
+
+@dataclass
+class _Batch:
+    """What this transaction already knows: people locked, their grants loaded."""
+
+    transaction: object
+    locked: set[str] = field(default_factory=set)
+    grants: dict[str, list[Grant]] = field(default_factory=dict)
+
+
+_MAY_COVER = [GrantState.ACTIVE, GrantState.GRANTING, GrantState.REVOKING]
+_BATCH = "accessbot.overlap.batch"
+
+
+def _batch(session: Session) -> _Batch:
+    transaction = session.get_transaction()
+    batch = session.info.get(_BATCH)
+    if batch is None or batch.transaction is not transaction:
+        batch = session.info[_BATCH] = _Batch(transaction)
+    return batch
 
 
 def decide(session: Session, grant: Grant, operation: str, now: datetime) -> Decision:

@@ -48,10 +48,13 @@ class AckTraffic:
                 self._changed.notify_all()
 
     @contextmanager
-    def background(self, lane: str) -> Iterator[None]:
-        """Around one background job: waits while acks are in flight and one already runs."""
+    def background(
+        self, lane: str, *, behind: Callable[[], bool] = lambda: False
+    ) -> Iterator[None]:
+        """Around one background job: waits while acks are in flight (or `behind()`, other
+        work that comes first) and a job of this lane already runs."""
         with self._changed:
-            while self._answering and self._running[lane]:
+            while self._running[lane] and (self._answering or behind()):
                 self._changed.wait(0.05)
             self._running[lane] += 1
         try:
