@@ -159,6 +159,11 @@ def cmd_workflows_simulate(args: argparse.Namespace) -> None:
         print(exc, file=sys.stderr)
         _fail("the workflows above are invalid", 1)
     found = registry.find(args.resource)
+    if found is None:  # as `/access <word>` matches: the id or the name, ignoring case
+        from app.core.intake import find_resource
+
+        resource, _ = find_resource(registry, args.resource.split())
+        found = registry.find(resource.id) if resource else None
     if found is None:
         known = ", ".join(sorted(r.id for w in registry.workflows for r in w.resources))
         _fail(f"unknown resource {args.resource!r}; known: {known}", 1)
@@ -275,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate", help="print what would happen to a request, touching neither Slack nor targets"
     )
     simulate.add_argument("--user", required=True, help="the requester's email")
-    simulate.add_argument("--resource", required=True, help="a resource id")
+    simulate.add_argument("--resource", required=True, help="a resource id or name")
     simulate.add_argument("--duration", required=True, type=parse_duration, help="e.g. 15m, 1h")
     simulate.add_argument(
         "--on-call", action="store_true", help="as if PagerDuty showed them on call"

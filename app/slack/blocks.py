@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.core.durations import describe_duration
+from app.core.intake import Intake, search_resources
 from app.core.models import GrantState, RequestKind, RequestState
 from app.core.requests import MAX_JUSTIFICATION
 from app.core.views import RequestView
@@ -30,7 +31,17 @@ def _option(label: str, value: str) -> dict[str, Any]:
 # -- the request modal -------------------------------------------------------------------------
 
 
+EXTERNAL_SELECT_ABOVE = 100  # more resources than this: a type-ahead served by the registry
+
+
 def resource_select(registry: Registry) -> dict[str, Any]:
+    if len(registry) > EXTERNAL_SELECT_ABOVE:
+        return {
+            "type": "external_select",
+            "action_id": Ids.RESOURCE_SELECT,
+            "placeholder": _text("Type part of a resource's name"),
+            "min_query_length": 1,
+        }
     element: dict[str, Any] = {
         "type": "static_select",
         "action_id": Ids.RESOURCE_SELECT,
@@ -50,6 +61,11 @@ def resource_select(registry: Registry) -> dict[str, Any]:
     return element
 
 
+def resource_options(registry: Registry, query: str) -> list[dict[str, Any]]:
+    """The type-ahead's answer: at most 100 resources matching what was typed."""
+    return [_option(r.name, r.id) for r in search_resources(registry, query, limit=MAX_OPTIONS)]
+
+
 def durations_vary(registry: Registry) -> bool:
     """Do resources offer different durations? Then choosing one re-renders the modal."""
     choices = {tuple(w.durations_for(r)) for w in registry.workflows for r in w.resources}
@@ -65,15 +81,62 @@ def durations_for(registry: Registry, resource_id: str | None) -> list[timedelta
 
 
 def request_modal(
-    registry: Registry, *, channel_id: str | None, resource_id: str | None = None
+    registry: Registry,
+    *,
+    channel_id: str | None,
+    resource_id: str | None = None,
+    intake: Intake | None = None,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The /access modal. `resource_id` (once chosen) decides which durations are offered."""
+    """The /access modal. `resource_id` (once chosen) decides which durations are offered.
+
+    `intake` prefills it from `/access <resource> [<duration> <why>]`; `errors` (by field) are
+    shown under the fields they are about, as Slack shows a refused submission's."""
+    intake = intake or Intake()
+    errors = errors or {}
+    resource_id = resource_id or intake.resource_id
     resource_element = resource_select(registry)
     if resource_id and registry.find(resource_id):
         found = registry.find(resource_id)
         assert found
         resource_element["initial_option"] = _option(found[1].name, resource_id)
     durations = durations_for(registry, resource_id)
+    duration_element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": Ids.VALUE,
+        "placeholder": _text("How long?"),
+        "options": [_option(describe_duration(d), str(int(d.total_seconds()))) for d in durations],
+    }
+    chosen = [o for o in duration_element["options"] if o["value"] == intake.duration_seconds]
+    if chosen:
+        duration_element["initial_option"] = chosen[0]
+    resource_block: Block = {
+        "type": "input",
+        "block_id": Ids.RESOURCE_BLOCK,
+        "label": _text("Resource"),
+        "dispatch_action": durations_vary(registry),
+        "element": resource_element,
+    }
+    if intake.unknown:
+        resource_block["hint"] = _text(
+            fmt.clip(f"No resource is called “{intake.unknown}”: choose one here.", 2000)
+        )
+    justification = justification_input("What are you doing, and why does it need this access?")
+    if intake.justification:
+        justification["element"]["initial_value"] = intake.justification[:MAX_JUSTIFICATION]
+    duration_block: Block = {
+        "type": "input",
+        "block_id": Ids.DURATION_BLOCK,
+        "label": _text("Duration"),
+        "element": duration_element,
+    }
+    for field, block in (
+        ("resource", resource_block),
+        ("justification", justification),
+        ("duration", duration_block),
+    ):
+        if field in errors:
+            block["hint"] = _text(fmt.clip(f"⚠️ {errors[field]}", 2000))
     return {
         "type": "modal",
         "callback_id": Ids.REQUEST_MODAL,
@@ -81,32 +144,19 @@ def request_modal(
         "submit": _text("Request"),
         "close": _text("Cancel"),
         "private_metadata": json.dumps({"channel": channel_id}),
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": Ids.RESOURCE_BLOCK,
-                "label": _text("Resource"),
-                "dispatch_action": durations_vary(registry),
-                "element": resource_element,
-            },
-            justification_input("What are you doing, and why does it need this access?"),
-            {
-                "type": "input",
-                # A new block id when the choices change, so Slack drops a stale selection.
-                "block_id": Ids.DURATION_BLOCK,
-                "label": _text("Duration"),
-                "element": {
-                    "type": "static_select",
-                    "action_id": Ids.VALUE,
-                    "placeholder": _text("How long?"),
-                    "options": [
-                        _option(describe_duration(d), str(int(d.total_seconds())))
-                        for d in durations
-                    ],
-                },
-            },
-        ],
+        "blocks": [resource_block, justification, duration_block],
     }
+
+
+def submitting(registry: Registry, intake: Intake) -> str:
+    """The ephemeral answer to a one-line `/access` that is complete and valid."""
+    found = registry.find(intake.resource_id or "")
+    name = fmt.escape(found[1].name) if found else "it"
+    seconds = int(intake.duration_seconds or 0)
+    return (
+        f"📨 Asking for *{name}* for {describe_duration(timedelta(seconds=seconds))}. "
+        "I'll message you at each step."
+    )
 
 
 def justification_input(placeholder: str) -> Block:

@@ -22,6 +22,7 @@ USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RESOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
 HOOKS = ("on_request", "after_grant", "after_revoke", "after_deny")
+COMMAND_WORDS = ("help", "list")  # `/access help` and `/access list` are not resources
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ def check_policy(workflows: list[Workflow]) -> list[Problem]:
     problems: list[Problem] = []
     names: dict[str, Location] = {}
     resource_ids: dict[str, Location] = {}
+    typed: dict[str, tuple[str, Location]] = {}  # what `/access <word>` matches, casefolded
     for workflow in workflows:
         problems.extend(check_workflow(workflow))
         if workflow.name in names:
@@ -234,4 +236,25 @@ def check_policy(workflows: list[Workflow]) -> list[Problem]:
                     )
                 )
             resource_ids.setdefault(rid, resource.location)
+            problems.extend(_typed_names(resource, typed))
     return problems
+
+
+def _typed_names(resource: Resource, typed: dict[str, tuple[str, Location]]) -> Iterator[Problem]:
+    """`/access <id or name>` must name one resource: no two may share a word people type."""
+    name = " ".join(resource.name.split()) if isinstance(resource.name, str) else ""
+    for key in {resource.id.casefold(), name.casefold()} - {""}:
+        if key in COMMAND_WORDS:
+            yield Problem(
+                resource.location,
+                f"resource id or name {key!r} is taken by `/access {key}`: choose another",
+            )
+        elif key in typed and typed[key][0] != resource.id:
+            other, where = typed[key]
+            yield Problem(
+                resource.location,
+                f"`/access {key}` is ambiguous: resource {other!r} at {where} has the same id "
+                f"or name (ignoring case), and is the one it picks",
+                warning=True,
+            )
+        typed.setdefault(key, (resource.id, resource.location))

@@ -153,6 +153,30 @@ class SlackSender:
             }
         )
 
+    def suggest(self, user_id: str, action_id: str, block_id: str, typed: str) -> httpx.Response:
+        """What Slack sends to the options load URL while someone types in an external_select
+        of a modal (a `block_suggestion`, as Slack's reference documents it)."""
+        return self.payload(
+            {
+                "type": "block_suggestion",
+                "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM["id"]},
+                "container": {"type": "view", "view_id": "V0VIEW"},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": typed,
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "view": {
+                    "id": "V0VIEW",
+                    "type": "modal",
+                    "callback_id": Ids.REQUEST_MODAL,
+                    "state": {"values": {}},
+                    "hash": "h1",
+                },
+            }
+        )
+
     def home_click(self, user_id: str, action_id: str, value: str) -> httpx.Response:
         """A button in the App Home tab."""
         return self.payload(

@@ -7,6 +7,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from app.core.errors import InvalidRequest
+from app.core.intake import Intake, read_command
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
 from app.slack import blocks
@@ -19,6 +21,8 @@ HELP = (
     "If PagerDuty shows you on call, access may be granted at once; otherwise the approvers "
     "decide, and I'll message you at each step. Access is revoked automatically when it "
     "expires; you can give it back, extend it or cancel a request from my DMs or my App Home.\n"
+    "`/access orders-db` opens the form with that resource chosen; "
+    "`/access orders-db 1h fixing INC-1234` asks at once.\n"
     "`/access list` shows your access and pending requests; `/access help` shows this."
 )
 
@@ -26,24 +30,50 @@ HELP = (
 def register(
     app: App, *, registry: Registry, requests: AccessRequests, clock: Clock, after_ack: AfterAck
 ) -> None:
-    def open_modal(command: dict[str, Any], client: WebClient) -> None:
+    def open_modal(
+        command: dict[str, Any],
+        client: WebClient,
+        intake: Intake | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> None:
         client.views_open(
             trigger_id=command["trigger_id"],
-            view=blocks.request_modal(registry, channel_id=command.get("channel_id")),
+            view=blocks.request_modal(
+                registry, channel_id=command.get("channel_id"), intake=intake, errors=errors
+            ),
         )
+
+    def submit_at_once(requester_id: str, intake: Intake, client: WebClient) -> None:
+        try:
+            requests.submit(
+                requester_id=requester_id,
+                resource_id=intake.resource_id or "",
+                duration_seconds=intake.duration_seconds or "",
+                justification=intake.justification or "",
+            )
+        except InvalidRequest as exc:  # the policy changed between the ack and now
+            client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
 
     @app.command("/access")
     def open_request_modal(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
-        text = (command.get("text") or "").strip().lower()
-        if text == "help":
+        text = (command.get("text") or "").strip()
+        if text.lower() == "help":
             ack(text=HELP)
             return
-        if text == "list":
+        if text.lower() == "list":
             overview = requests.overview(command["user_id"], limit=20, decisions=False)
             ack(text=list_text(overview, now=clock()))
             return
-        if text:
-            ack(text=f"I don't know `/access {text[:50]}`.\n\n{HELP}")
+        intake = read_command(registry, text)
+        if intake.complete:
+            errors = requests.validate(**intake.form)
+            if not errors:
+                ack(text=blocks.submitting(registry, intake))
+                after_ack.submit(submit_at_once, command["user_id"], intake, client)
+                return
+            ack()
+            after_ack.submit(open_modal, command, client, intake, errors)
             return
         ack()
-        after_ack.submit(open_modal, command, client)  # views.open first: the trigger_id expires
+        # views.open first: the trigger_id expires
+        after_ack.submit(open_modal, command, client, intake)

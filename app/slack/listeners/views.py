@@ -54,6 +54,12 @@ def register(
         ack()
         after_ack.submit(store_request, body["user"]["id"], form, client)
 
+    @app.options(Ids.RESOURCE_SELECT)
+    def suggest_resources(ack: Ack, payload: dict[str, Any]) -> None:
+        """The type-ahead of a large catalog: answered from the loaded registry, in memory."""
+        query = payload.get("value")
+        ack(options=blocks.resource_options(registry, query if isinstance(query, str) else ""))
+
     @app.action(Ids.RESOURCE_SELECT)
     def offer_resource_durations(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         """Choosing a resource re-renders the modal with that resource's durations."""

@@ -1,0 +1,105 @@
+"""The policies of issue 11 as a policy repository's CI meets them: `accessbot workflows check`
+refuses their invalid forms with file:line, `workflows simulate` shows their effect, and
+`app.testing` decides with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from tests.test_server_and_cli import run_cli
+
+HEAD = """\
+from datetime import timedelta
+from app.workflows import OnCall, Resource, Webhook, Workflow
+
+hook = Webhook(url="https://hooks.internal/access", secret="s")
+"""
+
+
+def write(directory: Path, body: str) -> Path:
+    path = directory / "policy.py"
+    path.write_text(HEAD + dedent(body))
+    return path
+
+
+def check(directory: Path) -> tuple[int, str]:
+    result = run_cli("workflows", "check", "--dir", str(directory), env={}, cwd=directory)
+    return result.returncode, result.stdout + result.stderr
+
+
+def simulate(directory: Path, *args: str) -> str:
+    result = run_cli(
+        "workflows", "simulate", "--dir", str(directory), "--user", "a@example.com", *args,
+        env={}, cwd=directory,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# Each invalid form, and the line its problem is reported on (HEAD is 4 lines long).
+INVALID = [
+    pytest.param(
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            resources=[
+                Resource(id="help", name="Help desk", grant=hook),
+            ],
+        )
+        """,
+        9,
+        "resource id or name 'help' is taken by `/access help`",
+        id="intake-reserved-word",
+    ),
+    pytest.param(
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            resources=[
+                Resource(id="orders", name="Orders", grant=hook),
+                Resource(id="orders-ro", name="ORDERS", grant=hook),
+            ],
+        )
+        """,
+        10,
+        "warning: `/access orders` is ambiguous: resource 'orders' at",
+        id="intake-ambiguous-name",
+    ),
+]
+WARNINGS = {"intake-ambiguous-name"}
+
+
+@pytest.mark.parametrize(("body", "line", "message"), INVALID)
+def test_check_refuses_invalid_forms_with_file_and_line(
+    request: pytest.FixtureRequest, tmp_path: Path, body: str, line: int, message: str
+) -> None:
+    path = write(tmp_path, body)
+
+    code, output = check(tmp_path)
+
+    warning = request.node.callspec.id in WARNINGS
+    assert code == (0 if warning else 1), output
+    assert f"{path}:{line}: {message}" in output
+
+
+def test_simulate_finds_a_resource_by_its_name_as_slash_access_does(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            durations=[timedelta(hours=1)],
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """,
+    )
+
+    output = simulate(tmp_path, "--resource", "orders db", "--duration", "1h")
+
+    assert "asks for Orders DB (orders-db) for 1 hour" in output
