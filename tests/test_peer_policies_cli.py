@@ -71,6 +71,23 @@ INVALID = [
         id="intake-ambiguous-name",
     ),
 ]
+INVALID.append(
+    pytest.param(
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            auto_approve=OnCall(
+                announce="no",
+            ),
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """,
+        8,
+        "announce must be True or False (got 'no')",
+        id="quiet-announce-not-bool",
+    )
+)
 WARNINGS = {"intake-ambiguous-name"}
 
 
@@ -103,3 +120,29 @@ def test_simulate_finds_a_resource_by_its_name_as_slash_access_does(tmp_path: Pa
     output = simulate(tmp_path, "--resource", "orders db", "--duration", "1h")
 
     assert "asks for Orders DB (orders-db) for 1 hour" in output
+
+
+QUIET = """\
+workflow = Workflow(
+    name="p",
+    approvers_channel="C0APPROVERS",
+    durations=[timedelta(hours=1)],
+    auto_approve=OnCall(announce=False),
+    resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+)
+"""
+
+
+def test_simulate_and_app_testing_show_a_quiet_on_call_approval(tmp_path: Path) -> None:
+    from app.testing import decide, load_workflow, make_request
+
+    path = write(tmp_path, QUIET)
+
+    output = simulate(tmp_path, "--resource", "orders-db", "--duration", "1h", "--on-call")
+
+    assert "decision: approve at once (on call; no FYI in the approvers' channel)" in output
+    workflow = load_workflow(path)
+    outcome = decide(workflow, make_request(workflow, "orders-db", on_call=True))
+    assert outcome.approved and outcome.announced is False
+    loud = load_workflow(write(tmp_path, QUIET.replace("announce=False", "announce=True")))
+    assert decide(loud, make_request(loud, "orders-db", on_call=True)).announced is True

@@ -51,7 +51,9 @@ class Notifier(Protocol):
         """Confirm to the requester; post the request to the approvers."""
         ...
 
-    def request_auto_decided(self, session: Session, view: RequestView) -> None:
+    def request_auto_decided(
+        self, session: Session, view: RequestView, *, announce: bool = True
+    ) -> None:
         """Post an FYI (no buttons) to the approvers; tell the requester of a denial."""
         ...
 

@@ -213,13 +213,15 @@ class AccessRequests:
             request.auto_approved = route.action == "approve"
             request.decided_via = route.via
             evidence = {"via": route.via, "reason": route.reason, **route.evidence}
+            if not route.announce:
+                evidence["announced"] = False  # OnCall(announce=False): no FYI post
             if route.action == "deny":
                 self._close(session, request, RequestState.DENIED, SYSTEM_ACTOR, **evidence)
             else:
                 self._approve(session, request, SYSTEM_ACTOR, **evidence)
             session.flush()
             view = self._view(request)
-            self.notifier.request_auto_decided(session, view)
+            self.notifier.request_auto_decided(session, view, announce=route.announce)
         if route.action == "deny":
             self.hooks.run("after_deny", view)
         self.lifecycle.on_due()

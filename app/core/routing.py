@@ -42,6 +42,7 @@ class Route:
     # An on-call approval's cap (at most this many in this interval), counted when the
     # approval is recorded, under a lock per requester.
     cap: tuple[int, timedelta] | None = None
+    announce: bool = True  # an on-call approval gets an FYI in the approvers' channel
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class OnCallCheck:
     result: OnCallResult | None  # None: no rule, no PagerDuty, or nothing to look up
     note: str | None  # why the check did not run, when it did not
     cap: tuple[int, timedelta] | None = None  # the rule's cap on on-call approvals
+    announce: bool = True  # the rule's `announce`
 
 
 class Router:
@@ -111,7 +113,7 @@ class Router:
             if rule.max_auto_approvals is not None
             else None
         )
-        return OnCallCheck(result, None, cap)
+        return OnCallCheck(result, None, cap, announce=rule.announce)
 
 
 def decide_route(
@@ -155,7 +157,9 @@ def _on_call_route(check: OnCallCheck, evidence: dict[str, Any]) -> Route:
         return Route("route", check.note, evidence=evidence)
     result = check.result
     if result.on_call is True:
-        return Route("approve", result.reason, "on_call", evidence, cap=check.cap)
+        return Route(
+            "approve", result.reason, "on_call", evidence, cap=check.cap, announce=check.announce
+        )
     if result.on_call is False:
         return Route("route", f"Not auto-approved: {result.reason}.", evidence=evidence)
     return Route(

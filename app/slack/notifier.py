@@ -32,11 +32,16 @@ class SlackNotifier:
         self._dm(session, view, blocks.dm_submitted(view), blocks.dm_submitted_blocks(view))
         self._post_request(session, view)
 
-    def request_auto_decided(self, session: Session, view: RequestView) -> None:
-        """The workflow decided alone: an FYI to the approvers (no buttons); tell a denial."""
+    def request_auto_decided(
+        self, session: Session, view: RequestView, *, announce: bool = True
+    ) -> None:
+        """The workflow decided alone: an FYI to the approvers (no buttons), unless the rule
+        asked for quiet (`OnCall(announce=False)`); tell a denial."""
         if view.state == RequestState.DENIED:
             self._dm(session, view, blocks.dm_denied(view))
-        self._post_request(session, view)
+            announce = True
+        if announce:
+            self._post_request(session, view)
 
     def request_progress(self, session: Session, view: RequestView) -> None:
         self._refresh(session, view)

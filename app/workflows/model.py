@@ -49,6 +49,8 @@ class OnCall:
     - `pagerduty_email`: Slack email → PagerDuty email, for people whose addresses differ
       (a dict, or a function returning None to keep the Slack email).
     - `max_auto_approvals` per requester per rolling `interval`: past it, humans decide.
+    - `announce=False`: no FYI post in the approvers' channel for on-call grants (they still
+      reach the audit log, App Home and `grants list`).
     """
 
     escalation_level: int = 1
@@ -57,6 +59,7 @@ class OnCall:
     pagerduty_email: EmailMap | None = None
     max_auto_approvals: int | None = None
     interval: timedelta = timedelta(hours=24)
+    announce: bool = True
     location: Location = field(default_factory=_caller_location, compare=False, repr=False)
 
 

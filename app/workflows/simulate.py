@@ -21,6 +21,7 @@ class Outcome:
     resource: Resource
     approvers: list[str]  # as written: user ids, emails, user groups; empty: channel members
     required_approvals: int
+    announced: bool = True  # an automatic decision is posted to the approvers' channel
 
     @property
     def approved(self) -> bool:
@@ -37,7 +38,8 @@ class Outcome:
     def describe(self) -> str:
         if self.action == "approve":
             how = "on call" if self.via == "on_call" else "by the workflow's on_request hook"
-            return f"approve at once ({how})"
+            quiet = "" if self.announced else "; no FYI in the approvers' channel"
+            return f"approve at once ({how}{quiet})"
         if self.action == "deny":
             return "deny at once (the workflow's on_request hook)"
         who = ", ".join(self.approvers) or f"members of {self.workflow.approvers_channel}"
@@ -89,7 +91,8 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
     elif info.on_call is None:
         check = OnCallCheck(None, "On-call status unknown (not simulated).")
     else:
-        check = OnCallCheck(info.on_call, None)
+        rule = workflow.auto_approve
+        check = OnCallCheck(info.on_call, None, announce=rule.announce)
     route = decide_route(workflow, info, check)
     return Outcome(
         action=route.action,
@@ -99,6 +102,7 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         resource=info.resource,
         approvers=workflow.approvers_for(info.resource),
         required_approvals=workflow.required_approvals_for(info.resource),
+        announced=route.announce,
     )
 
 
