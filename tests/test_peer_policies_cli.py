@@ -88,6 +88,35 @@ INVALID.append(
         id="quiet-announce-not-bool",
     )
 )
+INVALID += [
+    pytest.param(
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            allow_self_approval="yes",
+            resources=[Resource(id="wiki", name="Wiki", grant=hook)],
+        )
+        """,
+        5,
+        "allow_self_approval must be True or False (got 'yes')",
+        id="self-approval-workflow",
+    ),
+    pytest.param(
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            resources=[
+                Resource(id="wiki", name="Wiki", grant=hook, allow_self_approval=1),
+            ],
+        )
+        """,
+        9,
+        "allow_self_approval must be True, False or None (got 1)",
+        id="self-approval-resource",
+    ),
+]
 WARNINGS = {"intake-ambiguous-name"}
 
 
@@ -146,3 +175,32 @@ def test_simulate_and_app_testing_show_a_quiet_on_call_approval(tmp_path: Path) 
     assert outcome.approved and outcome.announced is False
     loud = load_workflow(write(tmp_path, QUIET.replace("announce=False", "announce=True")))
     assert decide(loud, make_request(loud, "orders-db", on_call=True)).announced is True
+
+
+def test_simulate_and_app_testing_show_self_approval(tmp_path: Path) -> None:
+    from app.testing import decide, load_workflow, make_request
+
+    path = write(
+        tmp_path,
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            approvers=["U0AAA", "U0BBB"],
+            durations=[timedelta(hours=1)],
+            resources=[
+                Resource(id="wiki", name="Wiki", grant=hook, allow_self_approval=True),
+                Resource(id="orders-db", name="Orders DB", grant=hook),
+            ],
+        )
+        """,
+    )
+
+    wiki = simulate(tmp_path, "--resource", "wiki", "--duration", "1h")
+    orders = simulate(tmp_path, "--resource", "orders-db", "--duration", "1h")
+
+    assert "from U0AAA, U0BBB; the requester's own approval counts" in wiki
+    assert "own approval" not in orders
+    workflow = load_workflow(path)
+    assert decide(workflow, make_request(workflow, "wiki")).self_approval is True
+    assert decide(workflow, make_request(workflow, "orders-db")).self_approval is False

@@ -343,9 +343,11 @@ class AccessRequests:
                 raise RequestNotFound("That request does not exist.")
             workflow_name, resource_id = request.workflow, request.resource_id
             requester = request.requester_slack_id
-        if actor == requester:
+        own = actor == requester
+        if own and not self._self_approval_allowed(resource_id):
             raise NotAllowed("You can't approve this: it is your own request.")
         self._check_approver(workflow_name, resource_id, actor, "approve this")
+        mine = {"self_approved": True} if own else {}  # audited as such
 
         with self.sessions.begin() as session:
             request = session.scalars(
@@ -374,11 +376,12 @@ class AccessRequests:
                         request_id=request.id,
                         approvals=count,
                         required=request.required_approvals,
+                        **mine,
                     )
                 else:
-                    self._approve(session, request, actor, approvers=[*approvers, actor])
+                    self._approve(session, request, actor, approvers=[*approvers, actor], **mine)
             else:
-                self._close(session, request, RequestState.DENIED, actor)
+                self._close(session, request, RequestState.DENIED, actor, **mine)
             session.flush()
             view = self._view(request)
             if view.state == RequestState.PENDING:
@@ -390,6 +393,10 @@ class AccessRequests:
         elif view.state == RequestState.APPROVED:
             self.lifecycle.on_due()
         return view
+
+    def _self_approval_allowed(self, resource_id: str) -> bool:
+        found = self.registry.find(resource_id)
+        return found is not None and found[0].self_approval_for(found[1])
 
     def _check_approver(self, workflow_name: str, resource_id: str, actor: str, what: str) -> None:
         found = self.registry.find(resource_id)

@@ -199,19 +199,28 @@ def _people(slack_ids: tuple[str, ...]) -> str:
     return ", ".join(fmt.user(s) for s in slack_ids)
 
 
+def _approvers(view: RequestView) -> str:
+    """Who approved; the requester's own approval (`allow_self_approval`) said as such."""
+    names = [
+        f"{fmt.user(s)} (their own approval)" if s == view.requester_slack_id else fmt.user(s)
+        for s in view.approvals
+    ]
+    return ", ".join(names) or fmt.user(view.decided_by)
+
+
 def approved_by(view: RequestView) -> str:
     if view.decided_via == "on_call":
         return "✅ Approved automatically (on call)"
     if view.decided_via == "policy":
         return "✅ Approved automatically by the workflow's policy"
-    return f"✅ Approved by {_people(view.approvals) or fmt.user(view.decided_by)}"
+    return f"✅ Approved by {_approvers(view)}"
 
 
 def status_line(view: RequestView) -> str:
     if view.state == RequestState.PENDING:
         if view.required_approvals > 1:
             tally = f"⏳ {len(view.approvals)} of {view.required_approvals} approvals"
-            return f"{tally}: {_people(view.approvals)}." if view.approvals else f"{tally}."
+            return f"{tally}: {_approvers(view)}." if view.approvals else f"{tally}."
         return "⏳ Waiting for an approver."
     if view.state == RequestState.DENIED:
         if view.decided_via == "policy":
@@ -467,8 +476,10 @@ def dm_granted(view: RequestView) -> str:
         why = f"approved automatically because PagerDuty shows you {evidence}"
     elif view.decided_via == "policy":
         why = f"approved automatically by policy: {fmt.escape(view.decision_note or '')}"
+    elif view.requester_slack_id in view.approvals and len(view.approvals) == 1:
+        why = "you approved it yourself, as the policy allows"
     else:
-        why = f"approved by {_people(view.approvals) or fmt.user(view.decided_by)}"
+        why = f"approved by {_approvers(view)}"
     return f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
 
 

@@ -160,6 +160,14 @@ def check_resource(workflow: Workflow, resource: Resource) -> Iterator[Problem]:
         for message in getattr(resource.grant, "warnings", list)():
             yield Problem(at, message, warning=True)
     yield from check_max_duration(resource.max_duration, at)
+    if resource.allow_self_approval is not None and not isinstance(
+        resource.allow_self_approval, bool
+    ):
+        yield Problem(
+            at,
+            "allow_self_approval must be True, False or None "
+            f"(got {resource.allow_self_approval!r})",
+        )
     if resource.durations is not None:
         yield from check_durations(
             resource.durations, workflow.max_duration_for(resource), at, "resource durations"
@@ -191,6 +199,10 @@ def check_workflow(workflow: Workflow) -> Iterator[Problem]:
     if _is_sequence(workflow.approvers):
         yield from check_required_approvals(workflow.required_approvals, workflow.approvers, at)
     yield from check_on_call(workflow.auto_approve, at)
+    if not isinstance(workflow.allow_self_approval, bool):
+        yield Problem(
+            at, f"allow_self_approval must be True or False (got {workflow.allow_self_approval!r})"
+        )
     if not isinstance(workflow.request_ttl, timedelta) or workflow.request_ttl <= timedelta(0):
         yield Problem(
             at, f"request_ttl must be a positive timedelta (got {workflow.request_ttl!r})"

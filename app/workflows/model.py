@@ -75,6 +75,7 @@ class Resource:
     max_duration: timedelta | None = None
     approvers: Sequence[str] | None = None
     required_approvals: int | None = None
+    allow_self_approval: bool | None = None  # None: as the workflow says
     location: Location = field(default_factory=_caller_location, compare=False, repr=False)
 
 
@@ -98,6 +99,8 @@ class Workflow:
     durations: Sequence[timedelta] = (timedelta(hours=1),)
     max_duration: timedelta | None = None
     required_approvals: int = 1
+    # The requester's own Approve counts (when they are an approver): for low-risk resources.
+    allow_self_approval: bool = False
     request_ttl: timedelta = timedelta(hours=24)  # a request nobody decides expires after this
     auto_approve: OnCall | None = None
     on_request: Callable[[AccessRequestInfo], Decision | None] | None = None
@@ -118,6 +121,11 @@ class Workflow:
 
     def approvers_for(self, resource: Resource) -> list[str]:
         return list(resource.approvers if resource.approvers is not None else self.approvers)
+
+    def self_approval_for(self, resource: Resource) -> bool:
+        if resource.allow_self_approval is not None:
+            return resource.allow_self_approval
+        return self.allow_self_approval
 
     def required_approvals_for(self, resource: Resource) -> int:
         if resource.required_approvals is not None:

@@ -22,6 +22,7 @@ class Outcome:
     approvers: list[str]  # as written: user ids, emails, user groups; empty: channel members
     required_approvals: int
     announced: bool = True  # an automatic decision is posted to the approvers' channel
+    self_approval: bool = False  # the requester's own approval counts
 
     @property
     def approved(self) -> bool:
@@ -44,9 +45,10 @@ class Outcome:
             return "deny at once (the workflow's on_request hook)"
         who = ", ".join(self.approvers) or f"members of {self.workflow.approvers_channel}"
         needs = self.required_approvals
+        own = "; the requester's own approval counts" if self.self_approval else ""
         return (
             f"send to the approvers in {self.workflow.approvers_channel}; needs {needs} "
-            f"approval{'s' if needs > 1 else ''} from {who}"
+            f"approval{'s' if needs > 1 else ''} from {who}{own}"
         )
 
 
@@ -103,6 +105,7 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         approvers=workflow.approvers_for(info.resource),
         required_approvals=workflow.required_approvals_for(info.resource),
         announced=route.announce,
+        self_approval=workflow.self_approval_for(info.resource),
     )
 
 
