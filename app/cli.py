@@ -180,6 +180,7 @@ def cmd_workflows_simulate(args: argparse.Namespace) -> None:
         justification=args.justification,
         now=args.at,
         on_call=args.on_call,
+        shift_ends=args.shift_ends,
     )
     print(report(simulate(workflow, info), info))
 
@@ -286,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--on-call", action="store_true", help="as if PagerDuty showed them on call"
     )
     simulate.add_argument("--at", type=parse_moment, help="the time of the request (ISO 8601)")
+    simulate.add_argument(
+        "--shift-ends",
+        type=parse_moment,
+        help="with --on-call: when the on-call entry ends (ISO 8601; default: permanent)",
+    )
     simulate.add_argument("--justification", default="simulated request")
     simulate.add_argument("--dir", type=Path, help="workflows directory (default: WORKFLOWS_DIR)")
     simulate.set_defaults(func=cmd_workflows_simulate)

@@ -117,6 +117,21 @@ INVALID += [
         id="self-approval-resource",
     ),
 ]
+INVALID.append(
+    pytest.param(
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            auto_approve=OnCall(end_with_shift="yes"),
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """,
+        8,
+        "end_with_shift must be True or False (got 'yes')",
+        id="end-with-shift-not-bool",
+    )
+)
 WARNINGS = {"intake-ambiguous-name"}
 
 
@@ -204,3 +219,33 @@ def test_simulate_and_app_testing_show_self_approval(tmp_path: Path) -> None:
     workflow = load_workflow(path)
     assert decide(workflow, make_request(workflow, "wiki")).self_approval is True
     assert decide(workflow, make_request(workflow, "orders-db")).self_approval is False
+
+
+SHIFT = QUIET.replace("announce=False", "end_with_shift=True")
+
+
+def test_simulate_and_app_testing_show_access_ending_with_the_shift(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from app.testing import decide, load_workflow, make_request
+
+    path = write(tmp_path, SHIFT)
+    at, ends = "2026-11-27T10:00:00+00:00", "2026-11-27T10:20:00+00:00"
+
+    soon = simulate(
+        tmp_path, "--resource", "orders-db", "--duration", "1h", "--on-call",
+        "--at", at, "--shift-ends", ends,
+    )  # fmt: skip
+    late = simulate(
+        tmp_path, "--resource", "orders-db", "--duration", "1h", "--on-call",
+        "--at", at, "--shift-ends", "2026-11-27T18:00:00+00:00",
+    )  # fmt: skip
+
+    assert "ends:     with the on-call shift at 2026-11-27 10:20 UTC, sooner than" in soon
+    assert "ends:     after the 1 hour asked (the on-call shift ends later)" in late
+    workflow = load_workflow(path)
+    end = datetime(2026, 11, 27, 10, 20, tzinfo=UTC)
+    request = make_request(workflow, "orders-db", on_call=True, shift_ends=end)
+    assert decide(workflow, request).not_after == end
+    permanent = make_request(workflow, "orders-db", on_call=True)
+    assert decide(workflow, permanent).not_after is None

@@ -62,6 +62,8 @@ class AccessRequest(Base):
     approvers_channel: Mapped[str] = mapped_column(String(64))
     approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
     routed_at: Mapped[datetime | None]  # routing recorded its outcome (None: not yet, or a crash)
+    # Access ends by then whatever the duration (OnCall(end_with_shift=True): the shift's end).
+    not_after: Mapped[datetime | None]
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"

@@ -212,6 +212,7 @@ class AccessRequests:
                 return
             request.auto_approved = route.action == "approve"
             request.decided_via = route.via
+            request.not_after = route.not_after if route.action == "approve" else None
             evidence = {"via": route.via, "reason": route.reason, **route.evidence}
             if not route.announce:
                 evidence["announced"] = False  # OnCall(announce=False): no FYI post

@@ -44,6 +44,7 @@ class RequestView:
     end_note: str | None = None
     grant_attempts: int = 0
     grant_error: str | None = None
+    not_after: datetime | None = None  # the access ends by then (the on-call shift's end)
 
     @property
     def extended(self) -> bool:
@@ -89,4 +90,5 @@ class RequestView:
             end_note=grant.end_note if grant else None,
             grant_attempts=grant.attempts if grant else 0,
             grant_error=grant.last_error if grant else None,
+            not_after=request.not_after,
         )

@@ -242,6 +242,8 @@ def status_line(view: RequestView) -> str:
         return f"{approved}. ⏳ Granting…"
     if view.grant_state == GrantState.ACTIVE and view.expires_at:
         extended = " (extended)" if view.extended else ""
+        if ends_with_shift(view):
+            extended += " (the end of the on-call shift)"
         return f"{approved}. 🔓 Access granted until {fmt.date(view.expires_at)}{extended}."
     if view.grant_state == GrantState.FAILED:
         return (
@@ -480,7 +482,30 @@ def dm_granted(view: RequestView) -> str:
         why = "you approved it yourself, as the policy allows"
     else:
         why = f"approved by {_approvers(view)}"
-    return f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
+    return (
+        f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
+        f"{shift_note(view)}"
+    )
+
+
+def ends_with_shift(view: RequestView) -> bool:
+    """The grant ends when the on-call shift does, sooner than the duration chosen."""
+    if view.not_after is None or view.expires_at is None:
+        return False
+    return view.expires_at >= view.not_after - timedelta(seconds=1)
+
+
+def shift_note(view: RequestView) -> str:
+    """Which end applies to an `OnCall(end_with_shift=True)` grant: the shift's or the chosen."""
+    if view.not_after is None:
+        return ""
+    chosen = describe_duration(view.duration)
+    if ends_with_shift(view):
+        return f" It ends with your on-call shift, sooner than the {chosen} you chose."
+    return (
+        f" It lasts the {chosen} you chose; your on-call shift ends later "
+        f"({fmt.date(view.not_after)})."
+    )
 
 
 def dm_grant_failed(view: RequestView) -> str:

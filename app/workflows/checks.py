@@ -130,6 +130,8 @@ def check_on_call(rule: object, at: Location) -> Iterator[Problem]:
         yield Problem(at, "max_auto_approvals must be a whole number of at least 1, or None")
     if not isinstance(rule.interval, timedelta) or rule.interval <= timedelta(0):
         yield Problem(at, "interval must be a positive timedelta")
+    if not isinstance(rule.end_with_shift, bool):
+        yield Problem(at, f"end_with_shift must be True or False (got {rule.end_with_shift!r})")
     if not isinstance(rule.announce, bool):
         yield Problem(at, f"announce must be True or False (got {rule.announce!r})")
 

@@ -49,6 +49,8 @@ class OnCall:
     - `pagerduty_email`: Slack email → PagerDuty email, for people whose addresses differ
       (a dict, or a function returning None to keep the Slack email).
     - `max_auto_approvals` per requester per rolling `interval`: past it, humans decide.
+    - `end_with_shift=True`: access granted because of a shift ends when that shift does
+      (PagerDuty's `end` of the on-call entry), if that is sooner than the chosen duration.
     - `announce=False`: no FYI post in the approvers' channel for on-call grants (they still
       reach the audit log, App Home and `grants list`).
     """
@@ -60,6 +62,7 @@ class OnCall:
     max_auto_approvals: int | None = None
     interval: timedelta = timedelta(hours=24)
     announce: bool = True
+    end_with_shift: bool = False
     location: Location = field(default_factory=_caller_location, compare=False, repr=False)
 
 

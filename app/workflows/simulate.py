@@ -23,6 +23,7 @@ class Outcome:
     required_approvals: int
     announced: bool = True  # an automatic decision is posted to the approvers' channel
     self_approval: bool = False  # the requester's own approval counts
+    not_after: datetime | None = None  # an on-call grant ends by then (end_with_shift)
 
     @property
     def approved(self) -> bool:
@@ -52,11 +53,15 @@ class Outcome:
         )
 
 
-def simulated_on_call(on_call: bool, rule_level: int = 1) -> OnCallResult:
+def simulated_on_call(
+    on_call: bool, rule_level: int = 1, shift_ends: datetime | None = None
+) -> OnCallResult:
+    """PagerDuty's answer, simulated; `shift_ends` None: a permanent entry (no `end`)."""
     if not on_call:
         return OnCallResult(False, "not on call (simulated)")
+    end = shift_ends.isoformat() if shift_ends else None
     evidence = OnCallEvidence(
-        "PSIMULATED", "simulated escalation policy", rule_level, None, None, None, None
+        "PSIMULATED", "simulated escalation policy", rule_level, None, None, None, end
     )
     return OnCallResult(True, "on call (simulated)", (evidence,))
 
@@ -72,10 +77,11 @@ def request_info(
     justification: str = "simulated request",
     now: datetime | None = None,
     on_call: bool | OnCallResult | None = None,
+    shift_ends: datetime | None = None,
 ) -> AccessRequestInfo:
     if isinstance(on_call, bool):
         level = workflow.auto_approve.escalation_level if workflow.auto_approve else 1
-        on_call = simulated_on_call(on_call, level)
+        on_call = simulated_on_call(on_call, level, shift_ends)
     return AccessRequestInfo(
         workflow=workflow.name,
         resource=resource,
@@ -94,7 +100,9 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         check = OnCallCheck(None, "On-call status unknown (not simulated).")
     else:
         rule = workflow.auto_approve
-        check = OnCallCheck(info.on_call, None, announce=rule.announce)
+        check = OnCallCheck(
+            info.on_call, None, announce=rule.announce, end_with_shift=rule.end_with_shift
+        )
     route = decide_route(workflow, info, check)
     return Outcome(
         action=route.action,
@@ -106,6 +114,7 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         required_approvals=workflow.required_approvals_for(info.resource),
         announced=route.announce,
         self_approval=workflow.self_approval_for(info.resource),
+        not_after=route.not_after,
     )
 
 
@@ -123,6 +132,13 @@ def report(outcome: Outcome, info: AccessRequestInfo) -> str:
     ]
     if outcome.reason:
         lines.append(f"why:      {outcome.reason}")
+    if outcome.approved and outcome.not_after is not None:
+        chosen = describe_duration(info.duration)
+        if outcome.not_after < info.now + info.duration:
+            ends = f"with the on-call shift at {outcome.not_after:%Y-%m-%d %H:%M %Z}, "
+            lines.append(f"ends:     {ends}sooner than the {chosen} asked")
+        else:
+            lines.append(f"ends:     after the {chosen} asked (the on-call shift ends later)")
     if outcome.action != "deny":
         lines.append(f"grant:    {resource.grant.describe()}")
     return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""Policies of issue 11: a request may carry the latest moment its access may last.
+
+`access_requests.not_after`: set when the request was approved because the requester is on
+call and the rule says `end_with_shift=True`; the grant expires at the earlier of its chosen
+duration and this.
+
+Revision ID: 0010
+Revises: 0007
+Create Date: 2026-11-27
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "access_requests", sa.Column("not_after", sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+def downgrade() -> None:
+    op.drop_column("access_requests", "not_after")
