@@ -132,6 +132,21 @@ INVALID.append(
         id="end-with-shift-not-bool",
     )
 )
+INVALID.append(
+    pytest.param(
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            approve_for_less=None,
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """,
+        5,
+        "approve_for_less must be True or False (got None)",
+        id="approve-for-less-not-bool",
+    )
+)
 WARNINGS = {"intake-ambiguous-name"}
 
 
@@ -249,3 +264,33 @@ def test_simulate_and_app_testing_show_access_ending_with_the_shift(tmp_path: Pa
     assert decide(workflow, request).not_after == end
     permanent = make_request(workflow, "orders-db", on_call=True)
     assert decide(workflow, permanent).not_after is None
+
+
+def test_simulate_and_app_testing_show_what_approvers_may_approve_instead(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from app.testing import decide, load_workflow, make_request
+
+    body = """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            approvers=["U0AAA"],
+            durations=[timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4)],
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """
+    path = write(tmp_path, body)
+
+    output = simulate(tmp_path, "--resource", "orders-db", "--duration", "4h")
+
+    assert "from U0AAA; they may approve less: 15 minutes, 1 hour" in output
+    workflow = load_workflow(path)
+    request = make_request(workflow, "orders-db", duration=timedelta(hours=1))
+    assert decide(workflow, request).shorter == (timedelta(minutes=15),)
+    off = load_workflow(
+        write(tmp_path, body.replace('name="p",', 'name="p", approve_for_less=False,'))
+    )
+    assert decide(off, make_request(off, "orders-db", duration=timedelta(hours=4))).shorter == ()

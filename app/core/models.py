@@ -64,6 +64,8 @@ class AccessRequest(Base):
     routed_at: Mapped[datetime | None]  # routing recorded its outcome (None: not yet, or a crash)
     # Access ends by then whatever the duration (OnCall(end_with_shift=True): the shift's end).
     not_after: Mapped[datetime | None]
+    # What was asked, when an approver approved a shorter `duration` (None: approved as asked).
+    asked_duration: Mapped[timedelta | None] = mapped_column(Interval)
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, or_, select
@@ -331,8 +331,18 @@ class AccessRequests:
 
     # -- decide ----------------------------------------------------------------------------
 
-    def decide(self, *, request_id: str, actor: str, approve: bool) -> RequestView:
+    def decide(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        approve: bool,
+        duration: timedelta | None = None,
+    ) -> RequestView:
         """Record an Approve or Deny. Enough distinct approvals approve; one Deny denies.
+
+        `duration`: approve for less than was asked (one of the policy's shorter durations);
+        with a quorum, the shortest any approver chose applies.
 
         Each request is decided exactly once, whoever else clicks at the same moment: the
         decision is taken under a row lock on the request.
@@ -356,6 +366,8 @@ class AccessRequests:
             ).one()
             if request.state != RequestState.PENDING:
                 raise AlreadyDecided(self._view(request))
+            if approve and duration is not None:
+                mine = {**mine, **self._shorten(request, duration)}
             if approve:
                 approvers = [a.approver_slack_id for a in request.approvals]
                 if actor in approvers:
@@ -394,6 +406,24 @@ class AccessRequests:
         elif view.state == RequestState.APPROVED:
             self.lifecycle.on_due()
         return view
+
+    def _shorten(self, request: AccessRequest, duration: timedelta) -> dict[str, int]:
+        """Approve for `duration` instead of what was asked; the audit detail that says so."""
+        found = self.registry.find(request.resource_id)
+        allowed = shorter_durations(found, request.duration) if found else []
+        if duration not in allowed:
+            choices = ", ".join(describe_duration(d) for d in allowed) or "none"
+            raise NotAllowed(
+                f"You can't approve {describe_duration(duration)}: shorter durations the "
+                f"policy allows for this request are: {choices}."
+            )
+        asked = request.asked_duration or request.duration
+        request.asked_duration = asked
+        request.duration = duration
+        return {
+            "duration_seconds": int(duration.total_seconds()),
+            "asked_seconds": int(asked.total_seconds()),
+        }
 
     def _self_approval_allowed(self, resource_id: str) -> bool:
         found = self.registry.find(resource_id)
@@ -640,7 +670,14 @@ class AccessRequests:
 
     def _view(self, request: AccessRequest) -> RequestView:
         found = self.registry.find(request.resource_id)
-        return RequestView.of(request, found[1].name if found else None)
+        view = RequestView.of(request, found[1].name if found else None)
+        if found and view.state == RequestState.PENDING:
+            view = replace(view, shorter=tuple(shorter_durations(found, view.duration)))
+        return view
+
+
+def shorter_durations(found: tuple[Workflow, Resource], duration: timedelta) -> list[timedelta]:
+    return found[0].shorter_durations_for(found[1], duration)
 
 
 def justification_problem(justification: str | None, when_empty: str) -> str | None:

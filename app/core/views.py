@@ -45,6 +45,8 @@ class RequestView:
     grant_attempts: int = 0
     grant_error: str | None = None
     not_after: datetime | None = None  # the access ends by then (the on-call shift's end)
+    asked_duration: timedelta | None = None  # set when an approver approved less than asked
+    shorter: tuple[timedelta, ...] = ()  # while pending: the shorter durations approvers may pick
 
     @property
     def extended(self) -> bool:
@@ -91,4 +93,5 @@ class RequestView:
             grant_attempts=grant.attempts if grant else 0,
             grant_error=grant.last_error if grant else None,
             not_after=request.not_after,
+            asked_duration=request.asked_duration,
         )

@@ -213,14 +213,14 @@ def approved_by(view: RequestView) -> str:
         return "✅ Approved automatically (on call)"
     if view.decided_via == "policy":
         return "✅ Approved automatically by the workflow's policy"
-    return f"✅ Approved by {_approvers(view)}"
+    return f"✅ Approved by {_approvers(view)}{_less(view)}"
 
 
 def status_line(view: RequestView) -> str:
     if view.state == RequestState.PENDING:
         if view.required_approvals > 1:
             tally = f"⏳ {len(view.approvals)} of {view.required_approvals} approvals"
-            return f"{tally}: {_approvers(view)}." if view.approvals else f"{tally}."
+            return f"{tally}: {_approvers(view)}{_less(view)}." if view.approvals else f"{tally}."
         return "⏳ Waiting for an approver."
     if view.state == RequestState.DENIED:
         if view.decided_via == "policy":
@@ -294,9 +294,25 @@ def actions(*elements: dict[str, Any], block_id: str | None = None) -> Block:
 def summary_of(view: RequestView) -> str:
     who = fmt.user(view.requester_slack_id)
     what = fmt.escape(view.resource_name)
+    asked = describe_duration(view.asked_duration or view.duration)
     if view.kind == RequestKind.EXTENSION:
-        return f"{who} asks for {describe_duration(view.duration)} more on {what}"
-    return f"{who} requests access to {what} for {describe_duration(view.duration)}"
+        return f"{who} asks for {asked} more on {what}"
+    return f"{who} requests access to {what} for {asked}"
+
+
+def _less(view: RequestView) -> str:
+    """ " for 15 minutes (asked 1 hour)" when an approver approved less than asked."""
+    if view.asked_duration is None:
+        return ""
+    return (
+        f" for {describe_duration(view.duration)} (asked {describe_duration(view.asked_duration)})"
+    )
+
+
+def duration_field(view: RequestView) -> str:
+    if view.asked_duration is None:
+        return describe_duration(view.duration)
+    return f"{describe_duration(view.duration)} (asked {describe_duration(view.asked_duration)})"
 
 
 def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
@@ -311,7 +327,7 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
                     "type": "mrkdwn",
                     "text": f"*Resource:*\n{fmt.escape(view.resource_name)} (`{view.resource_id}`)",
                 },
-                {"type": "mrkdwn", "text": f"*Duration:*\n{describe_duration(view.duration)}"},
+                {"type": "mrkdwn", "text": f"*Duration:*\n{duration_field(view)}"},
                 {"type": "mrkdwn", "text": f"*Workflow:*\n{fmt.escape(view.workflow)}"},
             ],
         },
@@ -344,11 +360,36 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
 
 
 def decision_buttons(view: RequestView) -> Block:
-    return actions(
+    elements = [
         button("Approve", Ids.APPROVE, str(view.id), "primary"),
         button("Deny", Ids.DENY, str(view.id), "danger"),
-        block_id=Ids.DECISION_BLOCK,
-    )
+    ]
+    if view.shorter:
+        elements.append(approve_for_less(view))
+    return actions(*elements, block_id=Ids.DECISION_BLOCK)
+
+
+def approve_for_less(view: RequestView) -> dict[str, Any]:
+    """A menu beside Approve: approve one of the policy's durations shorter than asked."""
+    return {
+        "type": "static_select",
+        "action_id": Ids.APPROVE_FOR,
+        "placeholder": _text("Approve for less…"),
+        "options": [
+            _option(f"Approve for {describe_duration(d)}", f"{view.id}|{int(d.total_seconds())}")
+            for d in view.shorter[:MAX_OPTIONS]
+        ],
+    }
+
+
+def read_approve_for(value: str) -> tuple[str, timedelta | None]:
+    """The request id and duration an "Approve for less…" choice carries."""
+    request_id, _, seconds = value.partition("|")
+    try:
+        duration = timedelta(seconds=int(seconds))
+    except ValueError:
+        return request_id, None
+    return request_id, duration if duration > timedelta(0) else None
 
 
 def section(text: str, accessory: dict[str, Any] | None = None) -> Block:
@@ -484,7 +525,16 @@ def dm_granted(view: RequestView) -> str:
         why = f"approved by {_approvers(view)}"
     return (
         f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
-        f"{shift_note(view)}"
+        f"{shift_note(view)}{less_note(view)}"
+    )
+
+
+def less_note(view: RequestView) -> str:
+    if view.asked_duration is None:
+        return ""
+    return (
+        f" It was approved for {describe_duration(view.duration)}, less than the "
+        f"{describe_duration(view.asked_duration)} you asked for."
     )
 
 

@@ -13,6 +13,7 @@ class Ids(StrEnum):
     DECISION_BLOCK = "decision"
     APPROVE = "approve_request"
     DENY = "deny_request"
+    APPROVE_FOR = "approve_request_for"  # approve a shorter duration than asked (a menu)
     GIVE_BACK = "revoke_grant"  # the requester gives access back, or an approver takes it away
     EXTEND = "extend_grant"
     CANCEL = "cancel_request"

@@ -201,6 +201,10 @@ def check_workflow(workflow: Workflow) -> Iterator[Problem]:
     if _is_sequence(workflow.approvers):
         yield from check_required_approvals(workflow.required_approvals, workflow.approvers, at)
     yield from check_on_call(workflow.auto_approve, at)
+    if not isinstance(workflow.approve_for_less, bool):
+        yield Problem(
+            at, f"approve_for_less must be True or False (got {workflow.approve_for_less!r})"
+        )
     if not isinstance(workflow.allow_self_approval, bool):
         yield Problem(
             at, f"allow_self_approval must be True or False (got {workflow.allow_self_approval!r})"

@@ -104,6 +104,8 @@ class Workflow:
     required_approvals: int = 1
     # The requester's own Approve counts (when they are an approver): for low-risk resources.
     allow_self_approval: bool = False
+    # Approvers may approve one of the policy's durations shorter than asked (beside Approve).
+    approve_for_less: bool = True
     request_ttl: timedelta = timedelta(hours=24)  # a request nobody decides expires after this
     auto_approve: OnCall | None = None
     on_request: Callable[[AccessRequestInfo], Decision | None] | None = None
@@ -124,6 +126,13 @@ class Workflow:
 
     def approvers_for(self, resource: Resource) -> list[str]:
         return list(resource.approvers if resource.approvers is not None else self.approvers)
+
+    def shorter_durations_for(self, resource: Resource, duration: timedelta) -> list[timedelta]:
+        """What an approver may approve instead of `duration`: the policy's shorter durations
+        (none when `approve_for_less=False`)."""
+        if self.approve_for_less is not True:
+            return []
+        return sorted(d for d in self.durations_for(resource) if d < duration)
 
     def self_approval_for(self, resource: Resource) -> bool:
         if resource.allow_self_approval is not None:

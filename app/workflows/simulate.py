@@ -24,6 +24,7 @@ class Outcome:
     announced: bool = True  # an automatic decision is posted to the approvers' channel
     self_approval: bool = False  # the requester's own approval counts
     not_after: datetime | None = None  # an on-call grant ends by then (end_with_shift)
+    shorter: tuple[timedelta, ...] = ()  # what approvers may approve instead (approve for less)
 
     @property
     def approved(self) -> bool:
@@ -47,6 +48,9 @@ class Outcome:
         who = ", ".join(self.approvers) or f"members of {self.workflow.approvers_channel}"
         needs = self.required_approvals
         own = "; the requester's own approval counts" if self.self_approval else ""
+        if self.shorter:
+            less = ", ".join(describe_duration(d) for d in self.shorter)
+            own += f"; they may approve less: {less}"
         return (
             f"send to the approvers in {self.workflow.approvers_channel}; needs {needs} "
             f"approval{'s' if needs > 1 else ''} from {who}{own}"
@@ -115,6 +119,7 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         announced=route.announce,
         self_approval=workflow.self_approval_for(info.resource),
         not_after=route.not_after,
+        shorter=tuple(workflow.shorter_durations_for(info.resource, info.duration)),
     )
 
 

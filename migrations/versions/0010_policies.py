@@ -1,8 +1,10 @@
-"""Policies of issue 11: a request may carry the latest moment its access may last.
+"""Policies of issue 11: a request may carry the latest moment its access may last, and the
+duration first asked for when an approver approved less.
 
 `access_requests.not_after`: set when the request was approved because the requester is on
 call and the rule says `end_with_shift=True`; the grant expires at the earlier of its chosen
-duration and this.
+duration and this. `access_requests.asked_duration`: what the requester asked for, when an
+approver approved a shorter `duration` (NULL: approved as asked).
 
 Revision ID: 0010
 Revises: 0007
@@ -24,7 +26,9 @@ def upgrade() -> None:
     op.add_column(
         "access_requests", sa.Column("not_after", sa.DateTime(timezone=True), nullable=True)
     )
+    op.add_column("access_requests", sa.Column("asked_duration", sa.Interval(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("access_requests", "asked_duration")
     op.drop_column("access_requests", "not_after")

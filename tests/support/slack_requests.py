@@ -153,6 +153,44 @@ class SlackSender:
             }
         )
 
+    def choose(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str,
+        *,
+        channel_id: str,
+        message_ts: str | None = None,
+    ) -> httpx.Response:
+        """An option chosen in a static_select of a message (block_actions, as Slack sends)."""
+        ts = message_ts or "1700000000.000100"
+        return self.payload(
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM["id"]},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
+                "channel": {"id": channel_id, "name": "approvals"},
+                "message": {"type": "message", "ts": ts, "text": "request"},
+                "response_url": "https://hooks.slack.invalid/actions/1",
+                "actions": [
+                    {
+                        "action_id": action_id,
+                        "block_id": Ids.DECISION_BLOCK,
+                        "type": "static_select",
+                        "selected_option": {
+                            "text": {"type": "plain_text", "text": "chosen"},
+                            "value": value,
+                        },
+                        "action_ts": str(time.time()),
+                    }
+                ],
+            }
+        )
+
     def suggest(self, user_id: str, action_id: str, block_id: str, typed: str) -> httpx.Response:
         """What Slack sends to the options load URL while someone types in an external_select
         of a modal (a `block_suggestion`, as Slack's reference documents it)."""
