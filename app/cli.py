@@ -181,8 +181,12 @@ def cmd_workflows_simulate(args: argparse.Namespace) -> None:
         now=args.at,
         on_call=args.on_call,
         shift_ends=args.shift_ends,
+        ticket=args.ticket,
     )
-    print(report(simulate(workflow, info), info))
+    outcome = simulate(workflow, info)
+    print(report(outcome, info))
+    if outcome.ticket_problem:
+        _fail(f"the modal would refuse this request: {outcome.ticket_problem}", 1)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -287,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--on-call", action="store_true", help="as if PagerDuty showed them on call"
     )
     simulate.add_argument("--at", type=parse_moment, help="the time of the request (ISO 8601)")
+    simulate.add_argument("--ticket", help="the ticket reference given (Workflow(ticket=...))")
     simulate.add_argument(
         "--shift-ends",
         type=parse_moment,

@@ -51,6 +51,7 @@ def make_request(
     now: datetime | None = None,
     on_call: bool | OnCallResult | None = None,
     shift_ends: datetime | None = None,
+    ticket: str | None = None,
 ) -> AccessRequestInfo:
     """A request as hooks see it. `on_call=True/False` simulates PagerDuty's answer;
     `shift_ends` the end of that on-call entry (None: a permanent one)."""
@@ -69,6 +70,7 @@ def make_request(
         now=now,
         on_call=on_call,
         shift_ends=shift_ends,
+        ticket=ticket,
     )
 
 

@@ -13,7 +13,7 @@ from tests.test_server_and_cli import run_cli
 
 HEAD = """\
 from datetime import timedelta
-from app.workflows import OnCall, Resource, Webhook, Workflow
+from app.workflows import OnCall, Resource, Ticket, Webhook, Workflow
 
 hook = Webhook(url="https://hooks.internal/access", secret="s")
 """
@@ -147,6 +147,33 @@ INVALID.append(
         id="approve-for-less-not-bool",
     )
 )
+for ticket, message, case in [
+    ('pattern="[A-Z+-"', "ticket pattern '[A-Z+-' is not a regular expression", "bad-regex"),
+    ('pattern=r"\\d*"', "ticket pattern '\\\\d*' matches an empty reference", "empty-match"),
+    ('url="jira/{}"', "ticket url 'jira/{}' must be an http(s) URL with one {}", "relative"),
+    (
+        'url="https://jira/browse"',
+        "ticket url 'https://jira/browse' must be an http(s) URL",
+        "no-placeholder",
+    ),
+    ('url="https://j/{}", required="yes"', "ticket required must be True or False", "req"),
+]:
+    url = "" if "url=" in ticket else ', url="https://jira.example.com/browse/{}"'
+    INVALID.append(
+        pytest.param(
+            f"""\
+            workflow = Workflow(
+                name="p",
+                approvers_channel="C0APPROVERS",
+                ticket=Ticket({ticket}{url}),
+                resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+            )
+            """,
+            8,
+            message,
+            id=f"ticket-{case}",
+        )
+    )
 WARNINGS = {"intake-ambiguous-name"}
 
 
@@ -294,3 +321,38 @@ def test_simulate_and_app_testing_show_what_approvers_may_approve_instead(
         write(tmp_path, body.replace('name="p",', 'name="p", approve_for_less=False,'))
     )
     assert decide(off, make_request(off, "orders-db", duration=timedelta(hours=4))).shorter == ()
+
+
+def test_simulate_and_app_testing_check_and_link_the_ticket(tmp_path: Path) -> None:
+    from app.testing import decide, load_workflow, make_request
+
+    path = write(
+        tmp_path,
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            durations=[timedelta(hours=1)],
+            ticket=Ticket(pattern=r"[A-Z]+-\\d+", url="https://jira.example.com/browse/{}",
+                          required=True),
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """,
+    )
+    args = ("--resource", "orders-db", "--duration", "1h")
+
+    good = simulate(tmp_path, *args, "--ticket", "INC-1234")
+    refused = run_cli(
+        "workflows", "simulate", "--dir", str(tmp_path), "--user", "a@example.com", *args,
+        env={}, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert "ticket:   INC-1234 (https://jira.example.com/browse/INC-1234)" in good
+    assert refused.returncode == 1
+    assert "ticket:   refused: Give a ticket reference." in refused.stdout
+    workflow = load_workflow(path)
+    outcome = decide(workflow, make_request(workflow, "orders-db", ticket="OPS-7"))
+    assert outcome.ticket_problem is None
+    assert outcome.ticket_url == "https://jira.example.com/browse/OPS-7"
+    bad = decide(workflow, make_request(workflow, "orders-db", ticket="ops 7"))
+    assert bad.ticket_problem == "“ops 7” is not a ticket reference (like INC-1234)."

@@ -22,6 +22,7 @@ class Intake:
     resource_id: str | None = None
     duration_seconds: str | None = None
     justification: str | None = None
+    ticket: str | None = None  # a ticket reference found in the justification
     unknown: str | None = None  # the words that matched no resource
     complete: bool = False  # a resource, and more words after it: the one-line form
 
@@ -31,6 +32,7 @@ class Intake:
             "resource_id": self.resource_id,
             "duration_seconds": self.duration_seconds,
             "justification": self.justification,
+            "ticket": self.ticket,
         }
 
 
@@ -72,12 +74,17 @@ def read_command(registry: Registry, text: str) -> Intake:
     if not rest:
         return Intake(resource_id=resource.id)
     duration = parse_duration(rest[0])
-    if duration is None:  # no duration given: the words are the justification
-        return Intake(resource_id=resource.id, justification=" ".join(rest), complete=True)
+    if duration is not None:
+        rest = rest[1:]
+    justification = " ".join(rest) or None
+    found = registry.find(resource.id)
+    rule = found[0].ticket if found else None
     return Intake(
         resource_id=resource.id,
-        duration_seconds=str(int(duration.total_seconds())),
-        justification=" ".join(rest[1:]) or None,
+        duration_seconds=str(int(duration.total_seconds())) if duration else None,
+        justification=justification,
+        # `/access orders-db 1h fixing INC-1234`: the ticket is the reference in the text
+        ticket=rule.find(justification) if rule and justification else None,
         complete=True,
     )
 

@@ -66,6 +66,8 @@ class AccessRequest(Base):
     not_after: Mapped[datetime | None]
     # What was asked, when an approver approved a shorter `duration` (None: approved as asked).
     asked_duration: Mapped[timedelta | None] = mapped_column(Interval)
+    ticket: Mapped[str | None] = mapped_column(String(100))  # Workflow(ticket=Ticket(...))
+    ticket_url: Mapped[str | None] = mapped_column(Text)
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"

@@ -79,11 +79,20 @@ class AccessRequests:
     # -- validation (cheap: safe on Slack's 3-second path) ---------------------------------
 
     def validate(
-        self, *, resource_id: str | None, duration_seconds: str | None, justification: str | None
+        self,
+        *,
+        resource_id: str | None,
+        duration_seconds: str | None,
+        justification: str | None,
+        ticket: str | None = None,
     ) -> dict[str, str]:
         """Every way the submission breaks the policy, by field; empty when it is valid."""
         errors: dict[str, str] = {}
         found = self.registry.find(resource_id) if resource_id else None
+        rule = found[0].ticket if found else None
+        ticket_problem = rule.problem(ticket) if rule else None
+        if ticket_problem:
+            errors["ticket"] = ticket_problem
         if not resource_id:
             errors["resource"] = "Choose a resource."
         elif found is None:
@@ -105,10 +114,19 @@ class AccessRequests:
     # -- submit ----------------------------------------------------------------------------
 
     def submit(
-        self, *, requester_id: str, resource_id: str, duration_seconds: str, justification: str
+        self,
+        *,
+        requester_id: str,
+        resource_id: str,
+        duration_seconds: str,
+        justification: str,
+        ticket: str | None = None,
     ) -> RequestView:
         errors = self.validate(
-            resource_id=resource_id, duration_seconds=duration_seconds, justification=justification
+            resource_id=resource_id,
+            duration_seconds=duration_seconds,
+            justification=justification,
+            ticket=ticket,
         )
         if errors:
             raise InvalidRequest(errors)
@@ -116,7 +134,7 @@ class AccessRequests:
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None
         person = self.directory.person(requester_id)
-        return self._create(found, person, duration, justification.strip())
+        return self._create(found, person, duration, justification.strip(), ticket=ticket)
 
     def _create(
         self,
@@ -125,10 +143,15 @@ class AccessRequests:
         duration: timedelta,
         justification: str,
         extends: Grant | None = None,
+        ticket: str | None = None,
     ) -> RequestView:
         """Store a new request, route it (after Slack's ack), and tell everyone."""
         workflow, resource = found
         now = self.clock()
+        ticket = (ticket or "").strip() or None
+        if workflow.ticket is None:
+            ticket = None  # the workflow asks for none: nothing to show or link
+        ticket_url = workflow.ticket.link(ticket) if workflow.ticket and ticket else None
         with self.sessions.begin() as session:
             request = AccessRequest(
                 id=uuid.uuid4(),
@@ -146,6 +169,8 @@ class AccessRequests:
                 kind=RequestKind.EXTENSION if extends else RequestKind.ACCESS,
                 extends_grant_id=extends.id if extends else None,
                 pending_until=now + workflow.request_ttl,
+                ticket=ticket,
+                ticket_url=ticket_url,
             )
             session.add(request)
             audit.record(
@@ -158,6 +183,7 @@ class AccessRequests:
                 resource=resource.id,
                 duration_seconds=int(duration.total_seconds()),
                 justification=justification,
+                **({"ticket": ticket, "ticket_url": ticket_url} if ticket else {}),
             )
             request_id = request.id
         # The on-call check and the workflow's hook: never on Slack's 3-second path.
@@ -169,6 +195,7 @@ class AccessRequests:
             justification=justification,
             request_id=str(request_id),
             extension=extends is not None,
+            ticket=ticket,
         )
         self._record_route(request_id, route)
         return self.view(request_id)
@@ -296,6 +323,8 @@ class AccessRequests:
         request.state = RequestState.APPROVED
         request.decided_at = now
         request.decided_by = actor
+        if request.ticket:
+            detail = {**detail, "ticket": request.ticket, "ticket_url": request.ticket_url}
         audit.record(session, Event.APPROVED, actor=actor, request_id=request.id, **detail)
         if request.kind == RequestKind.EXTENSION:
             assert request.extends_grant_id is not None
@@ -522,7 +551,14 @@ class AccessRequests:
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None
         person = self.directory.person(actor)
-        return self._create(found, person, duration, (justification or "").strip(), extends=grant)
+        return self._create(
+            found,
+            person,
+            duration,
+            (justification or "").strip(),
+            extends=grant,
+            ticket=grant.request.ticket,  # an extension belongs to the same ticket
+        )
 
     def validate_extension(
         self,

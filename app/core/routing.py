@@ -77,6 +77,7 @@ class Router:
         justification: str,
         request_id: str | None = None,
         extension: bool = False,
+        ticket: str | None = None,
     ) -> Route:
         check = self.check_on_call(workflow, requester)
         info = AccessRequestInfo(
@@ -89,6 +90,7 @@ class Router:
             on_call=check.result,
             request_id=request_id,
             is_extension=extension,
+            ticket=ticket,
         )
         return decide_route(workflow, info, check, hook_deadline=self.hook_deadline)
 

@@ -46,6 +46,8 @@ class RequestView:
     grant_error: str | None = None
     not_after: datetime | None = None  # the access ends by then (the on-call shift's end)
     asked_duration: timedelta | None = None  # set when an approver approved less than asked
+    ticket: str | None = None
+    ticket_url: str | None = None
     shorter: tuple[timedelta, ...] = ()  # while pending: the shorter durations approvers may pick
 
     @property
@@ -94,4 +96,6 @@ class RequestView:
             grant_error=grant.last_error if grant else None,
             not_after=request.not_after,
             asked_duration=request.asked_duration,
+            ticket=request.ticket,
+            ticket_url=request.ticket_url,
         )

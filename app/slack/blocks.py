@@ -14,6 +14,7 @@ from app.core.views import RequestView
 from app.slack import format as fmt
 from app.slack.ids import Ids
 from app.workflows.loader import Registry
+from app.workflows.model import MAX_TICKET, Ticket
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
@@ -67,9 +68,46 @@ def resource_options(registry: Registry, query: str) -> list[dict[str, Any]]:
 
 
 def durations_vary(registry: Registry) -> bool:
-    """Do resources offer different durations? Then choosing one re-renders the modal."""
-    choices = {tuple(w.durations_for(r)) for w in registry.workflows for r in w.resources}
+    """Do resources offer different durations or tickets? Then choosing one re-renders the
+    modal."""
+    choices = {
+        (tuple(w.durations_for(r)), _ticket_key(w.ticket))
+        for w in registry.workflows
+        for r in w.resources
+    }
     return len(choices) > 1
+
+
+def _ticket_key(rule: Ticket | None) -> tuple[str, str, bool, str] | None:
+    return (rule.pattern, rule.url, rule.required, rule.label) if rule else None
+
+
+def ticket_rule(registry: Registry, resource_id: str | None) -> Ticket | None:
+    """The ticket the modal asks for: the chosen resource's workflow's, or before a resource
+    is chosen, the first workflow's that asks for one."""
+    found = registry.find(resource_id) if resource_id else None
+    if found:
+        return found[0].ticket
+    return next((w.ticket for w in registry.workflows if w.ticket is not None), None)
+
+
+def ticket_input(rule: Ticket, initial: str | None) -> Block:
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": Ids.VALUE,
+        "max_length": MAX_TICKET,
+    }
+    if rule.example:
+        element["placeholder"] = _text(rule.example)
+    if initial:
+        element["initial_value"] = initial[:MAX_TICKET]
+    return {
+        "type": "input",
+        "block_id": Ids.TICKET_BLOCK,
+        "label": _text(fmt.clip(rule.label, 30)),
+        "optional": not rule.required,
+        "element": element,
+    }
 
 
 def durations_for(registry: Registry, resource_id: str | None) -> list[timedelta]:
@@ -130,11 +168,15 @@ def request_modal(
         "label": _text("Duration"),
         "element": duration_element,
     }
-    for field, block in (
+    fields = [
         ("resource", resource_block),
         ("justification", justification),
         ("duration", duration_block),
-    ):
+    ]
+    rule = ticket_rule(registry, resource_id)
+    if rule is not None:
+        fields.append(("ticket", ticket_input(rule, intake.ticket)))
+    for field, block in fields:
         if field in errors:
             block["hint"] = _text(fmt.clip(f"⚠️ {errors[field]}", 2000))
     return {
@@ -144,7 +186,7 @@ def request_modal(
         "submit": _text("Request"),
         "close": _text("Cancel"),
         "private_metadata": json.dumps({"channel": channel_id}),
-        "blocks": [resource_block, justification, duration_block],
+        "blocks": [block for _, block in fields],
     }
 
 
@@ -185,10 +227,12 @@ def read_request_form(view: dict[str, Any]) -> dict[str, str | None]:
         return value if isinstance(value, str) else None
 
     justification = ((values.get(Ids.JUSTIFICATION_BLOCK) or {}).get(Ids.VALUE) or {}).get("value")
+    ticket = ((values.get(Ids.TICKET_BLOCK) or {}).get(Ids.VALUE) or {}).get("value")
     return {
         "resource_id": selected(Ids.RESOURCE_BLOCK, Ids.RESOURCE_SELECT),
         "duration_seconds": selected(Ids.DURATION_BLOCK, Ids.VALUE),
         "justification": justification if isinstance(justification, str) else None,
+        "ticket": ticket if isinstance(ticket, str) else None,
     }
 
 
@@ -295,9 +339,10 @@ def summary_of(view: RequestView) -> str:
     who = fmt.user(view.requester_slack_id)
     what = fmt.escape(view.resource_name)
     asked = describe_duration(view.asked_duration or view.duration)
+    ticket = ticket_ref(view)
     if view.kind == RequestKind.EXTENSION:
-        return f"{who} asks for {asked} more on {what}"
-    return f"{who} requests access to {what} for {asked}"
+        return f"{who} asks for {asked} more on {what}{ticket}"
+    return f"{who} requests access to {what} for {asked}{ticket}"
 
 
 def _less(view: RequestView) -> str:
@@ -490,7 +535,22 @@ def read_extension_form(view: dict[str, Any]) -> dict[str, str | None]:
 
 
 def _what(view: RequestView) -> str:
-    return f"*{fmt.escape(view.resource_name)}*"
+    return f"*{fmt.escape(view.resource_name)}*{ticket_ref(view)}"
+
+
+def ticket_link(view: RequestView) -> str:
+    """The ticket as a mrkdwn link (the reference escaped; the URL quoted when stored)."""
+    if not view.ticket:
+        return ""
+    text = fmt.escape(view.ticket).replace("|", "¦")
+    if not view.ticket_url:
+        return text
+    url = view.ticket_url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
+    return f"<{url}|{text}>"
+
+
+def ticket_ref(view: RequestView) -> str:
+    return f" ({ticket_link(view)})" if view.ticket else ""
 
 
 def dm_submitted(view: RequestView) -> str:

@@ -8,6 +8,7 @@ class Ids(StrEnum):
     RESOURCE_BLOCK = "resource"
     JUSTIFICATION_BLOCK = "justification"
     DURATION_BLOCK = "duration"
+    TICKET_BLOCK = "ticket"
     VALUE = "value"  # the action id of every input element
     RESOURCE_SELECT = "resource_select"  # the resource element's action id (dispatches)
     DECISION_BLOCK = "decision"

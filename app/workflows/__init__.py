@@ -4,7 +4,15 @@ from app.grants.base import Env, GrantContext, GrantError, GrantUser, Retry
 from app.grants.postgres_role import PostgresRole
 from app.grants.python import Python
 from app.grants.webhook import Webhook
-from app.workflows.model import AccessRequestInfo, Decision, OnCall, Requester, Resource, Workflow
+from app.workflows.model import (
+    AccessRequestInfo,
+    Decision,
+    OnCall,
+    Requester,
+    Resource,
+    Ticket,
+    Workflow,
+)
 
 __all__ = [
     "AccessRequestInfo",
@@ -19,6 +27,7 @@ __all__ = [
     "Requester",
     "Resource",
     "Retry",
+    "Ticket",
     "Webhook",
     "Workflow",
 ]

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from app.grants.base import GrantStrategy, Retry
 from app.grants.python import signature_problem
-from app.workflows.model import Location, OnCall, Resource, Workflow
+from app.workflows.model import Location, OnCall, Resource, Ticket, Workflow
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -136,6 +136,38 @@ def check_on_call(rule: object, at: Location) -> Iterator[Problem]:
         yield Problem(at, f"announce must be True or False (got {rule.announce!r})")
 
 
+def check_ticket(ticket: object, at: Location) -> Iterator[Problem]:
+    if ticket is None:
+        return
+    if not isinstance(ticket, Ticket):
+        yield Problem(at, "ticket must be Ticket(...) or None")
+        return
+    at = ticket.location
+    try:
+        compiled = re.compile(ticket.pattern) if isinstance(ticket.pattern, str) else None
+    except re.error as exc:
+        yield Problem(at, f"ticket pattern {ticket.pattern!r} is not a regular expression: {exc}")
+        compiled = None
+    if not isinstance(ticket.pattern, str) or not ticket.pattern:
+        yield Problem(at, "ticket pattern must be a non-empty regular expression")
+    elif compiled is not None and compiled.fullmatch(""):
+        yield Problem(at, f"ticket pattern {ticket.pattern!r} matches an empty reference")
+    if (
+        not isinstance(ticket.url, str)
+        or not ticket.url.startswith(("https://", "http://"))
+        or ticket.url.count("{}") != 1
+    ):
+        yield Problem(
+            at,
+            f"ticket url {ticket.url!r} must be an http(s) URL with one {{}} where the "
+            "reference goes",
+        )
+    if not isinstance(ticket.required, bool):
+        yield Problem(at, f"ticket required must be True or False (got {ticket.required!r})")
+    if not isinstance(ticket.label, str) or not ticket.label.strip() or len(ticket.label) > 30:
+        yield Problem(at, "ticket label must be a non-empty string of at most 30 characters")
+
+
 def check_resource(workflow: Workflow, resource: Resource) -> Iterator[Problem]:
     at = resource.location
     if not isinstance(resource.id, str) or not RESOURCE_ID.match(resource.id):
@@ -201,6 +233,7 @@ def check_workflow(workflow: Workflow) -> Iterator[Problem]:
     if _is_sequence(workflow.approvers):
         yield from check_required_approvals(workflow.required_approvals, workflow.approvers, at)
     yield from check_on_call(workflow.auto_approve, at)
+    yield from check_ticket(workflow.ticket, at)
     if not isinstance(workflow.approve_for_less, bool):
         yield Problem(
             at, f"approve_for_less must be True or False (got {workflow.approve_for_less!r})"

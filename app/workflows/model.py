@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
 
 from app.grants.base import GrantStrategy
 
@@ -67,6 +69,47 @@ class OnCall:
 
 
 @dataclass
+class Ticket:
+    """A ticket reference asked for in the modal: `pattern` (a regular expression the whole
+    reference must match), `url` (with `{}` where the reference goes), `required`."""
+
+    pattern: str = r"[A-Z][A-Z0-9]+-\d+"
+    url: str = ""
+    required: bool = False
+    label: str = "Ticket"
+    location: Location = field(default_factory=_caller_location, compare=False, repr=False)
+
+    def problem(self, value: str | None) -> str | None:
+        """Why `value` is not an acceptable ticket reference; None when it is (or may be empty)."""
+        text = (value or "").strip()
+        if not text:
+            return f"Give a {self.label.lower()} reference." if self.required else None
+        if len(text) > MAX_TICKET or not re.fullmatch(self.pattern, text):
+            like = f"like {self.example}" if self.example else f"matching {self.pattern}"
+            return f"“{text[:MAX_TICKET]}” is not a {self.label.lower()} reference ({like})."
+        return None
+
+    def link(self, value: str) -> str:
+        """The ticket's URL, the reference quoted into it."""
+        return self.url.format(quote(value, safe=""))
+
+    def find(self, text: str) -> str | None:
+        """The first reference in free text (the one-line `/access`), or None."""
+        for word in text.split():
+            word = word.strip(".,;:()[]")
+            if word and self.problem(word) is None:
+                return word
+        return None
+
+    @property
+    def example(self) -> str:
+        return "INC-1234" if re.fullmatch(self.pattern, "INC-1234") else ""
+
+
+MAX_TICKET = 100
+
+
+@dataclass
 class Resource:
     """Something access can be requested to. The optional fields override the workflow's."""
 
@@ -106,6 +149,7 @@ class Workflow:
     allow_self_approval: bool = False
     # Approvers may approve one of the policy's durations shorter than asked (beside Approve).
     approve_for_less: bool = True
+    ticket: Ticket | None = None  # ask for a ticket reference, shown as a link everywhere
     request_ttl: timedelta = timedelta(hours=24)  # a request nobody decides expires after this
     auto_approve: OnCall | None = None
     on_request: Callable[[AccessRequestInfo], Decision | None] | None = None
@@ -168,6 +212,7 @@ class AccessRequestInfo:
     approved_by: tuple[str, ...] = ()
     expires_at: datetime | None = None
     reason: str | None = None  # why it was denied or revoked
+    ticket: str | None = None  # the ticket reference given, when the workflow asks for one
 
     @property
     def is_on_call(self) -> bool:

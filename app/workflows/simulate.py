@@ -25,6 +25,8 @@ class Outcome:
     self_approval: bool = False  # the requester's own approval counts
     not_after: datetime | None = None  # an on-call grant ends by then (end_with_shift)
     shorter: tuple[timedelta, ...] = ()  # what approvers may approve instead (approve for less)
+    ticket_problem: str | None = None  # why the modal would refuse the ticket reference
+    ticket_url: str | None = None  # the link every message would show
 
     @property
     def approved(self) -> bool:
@@ -82,6 +84,7 @@ def request_info(
     now: datetime | None = None,
     on_call: bool | OnCallResult | None = None,
     shift_ends: datetime | None = None,
+    ticket: str | None = None,
 ) -> AccessRequestInfo:
     if isinstance(on_call, bool):
         level = workflow.auto_approve.escalation_level if workflow.auto_approve else 1
@@ -94,6 +97,7 @@ def request_info(
         justification=justification,
         now=now or datetime.now(UTC),
         on_call=on_call if workflow.auto_approve is not None else None,
+        ticket=ticket,
     )
 
 
@@ -120,6 +124,10 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         self_approval=workflow.self_approval_for(info.resource),
         not_after=route.not_after,
         shorter=tuple(workflow.shorter_durations_for(info.resource, info.duration)),
+        ticket_problem=workflow.ticket.problem(info.ticket) if workflow.ticket else None,
+        ticket_url=workflow.ticket.link(info.ticket.strip())
+        if workflow.ticket and info.ticket and not workflow.ticket.problem(info.ticket)
+        else None,
     )
 
 
@@ -133,8 +141,12 @@ def report(outcome: Outcome, info: AccessRequestInfo) -> str:
         f"({resource.id}) for {describe_duration(info.duration)}",
         f"workflow: {outcome.workflow.name} ({outcome.workflow.location})",
         f"on call:  {on_call}",
-        f"decision: {outcome.describe()}",
     ]
+    if outcome.ticket_problem:
+        lines.append(f"ticket:   refused: {outcome.ticket_problem}")
+    elif outcome.ticket_url:
+        lines.append(f"ticket:   {info.ticket} ({outcome.ticket_url})")
+    lines.append(f"decision: {outcome.describe()}")
     if outcome.reason:
         lines.append(f"why:      {outcome.reason}")
     if outcome.approved and outcome.not_after is not None:

@@ -4,7 +4,8 @@ duration first asked for when an approver approved less.
 `access_requests.not_after`: set when the request was approved because the requester is on
 call and the rule says `end_with_shift=True`; the grant expires at the earlier of its chosen
 duration and this. `access_requests.asked_duration`: what the requester asked for, when an
-approver approved a shorter `duration` (NULL: approved as asked).
+approver approved a shorter `duration` (NULL: approved as asked). `ticket` and `ticket_url`:
+the ticket reference given with the request (`Workflow(ticket=Ticket(...))`) and its link.
 
 Revision ID: 0010
 Revises: 0007
@@ -27,8 +28,12 @@ def upgrade() -> None:
         "access_requests", sa.Column("not_after", sa.DateTime(timezone=True), nullable=True)
     )
     op.add_column("access_requests", sa.Column("asked_duration", sa.Interval(), nullable=True))
+    op.add_column("access_requests", sa.Column("ticket", sa.String(100), nullable=True))
+    op.add_column("access_requests", sa.Column("ticket_url", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("access_requests", "ticket_url")
+    op.drop_column("access_requests", "ticket")
     op.drop_column("access_requests", "asked_duration")
     op.drop_column("access_requests", "not_after")

@@ -76,8 +76,10 @@ class SlackSender:
         resource: str | None,
         justification: str | None,
         duration_seconds: int | str | None,
+        ticket: str | None = None,
     ) -> httpx.Response:
-        """A view_submission of the /access modal with the given values (any of them forged)."""
+        """A view_submission of the /access modal with the given values (any of them forged);
+        `ticket` fills the Ticket field (only when the workflow asks for one)."""
 
         def selected(value: Any) -> dict[str, Any]:
             if value is None:
@@ -97,6 +99,8 @@ class SlackSender:
             },
             Ids.DURATION_BLOCK: {Ids.VALUE: selected(duration_seconds)},
         }
+        if ticket is not None:
+            values[Ids.TICKET_BLOCK] = {Ids.VALUE: {"type": "plain_text_input", "value": ticket}}
         return self.payload(
             {
                 "type": "view_submission",

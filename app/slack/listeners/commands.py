@@ -50,6 +50,7 @@ def register(
                 resource_id=intake.resource_id or "",
                 duration_seconds=intake.duration_seconds or "",
                 justification=intake.justification or "",
+                ticket=intake.ticket,
             )
         except InvalidRequest as exc:  # the policy changed between the ack and now
             client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")

@@ -22,6 +22,7 @@ FIELD_BLOCKS = {
     "resource": Ids.RESOURCE_BLOCK,
     "justification": Ids.JUSTIFICATION_BLOCK,
     "duration": Ids.DURATION_BLOCK,
+    "ticket": Ids.TICKET_BLOCK,
 }
 
 
@@ -35,6 +36,7 @@ def register(
                 resource_id=form["resource_id"] or "",
                 duration_seconds=form["duration_seconds"] or "",
                 justification=form["justification"] or "",
+                ticket=form.get("ticket"),
             )
         except InvalidRequest as exc:  # the policy changed between the ack and now
             client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
