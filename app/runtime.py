@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.core.approvers import Approvers
+from app.core.escalation import Escalations
 from app.core.grant_workers import GrantWorkers
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
@@ -93,6 +94,7 @@ class Runtime:
     slack: WebClient
     lifecycle: GrantLifecycle
     requests: AccessRequests
+    escalations: Escalations
     scheduler: Scheduler
     grant_workers: GrantWorkers
     outbox: OutboxQueue
@@ -111,12 +113,17 @@ class Runtime:
         return (
             self.requests.expire_pending()
             + self.requests.reroute_stuck()
+            + self.escalations.escalate_stale()
             + self.lifecycle.send_reminders()
         )
 
     def next_wakeup(self) -> datetime | None:
         """The earliest time the sweep has something to do, read from the database."""
-        times = [self.requests.next_pending_expiry(), self.lifecycle.next_reminder()]
+        times = [
+            self.requests.next_pending_expiry(),
+            self.lifecycle.next_reminder(),
+            self.escalations.next_escalation(),
+        ]
         return min((t for t in times if t is not None), default=None)
 
     def settle(self, request_id: uuid.UUID, timeout: float = 30.0) -> RequestView:
@@ -263,6 +270,9 @@ def build_runtime(
         slack=slack,
         lifecycle=lifecycle,
         requests=requests,
+        escalations=Escalations(
+            sessions=sessions, registry=registry, notifier=notifier, clock=clock
+        ),
         scheduler=scheduler,
         grant_workers=grant_workers,
         outbox=queue,

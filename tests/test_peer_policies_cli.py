@@ -174,6 +174,44 @@ for ticket, message, case in [
             id=f"ticket-{case}",
         )
     )
+for settings, message, case in [
+    ("escalate_after=timedelta(minutes=15)", "escalate_after and escalate_to go together", "half"),
+    (
+        'escalate_after=timedelta(minutes=-1), escalate_to="C0BACKUP"',
+        "escalate_after must be a positive timedelta",
+        "negative",
+    ),
+    (
+        'escalate_after=timedelta(days=2), escalate_to="C0BACKUP"',
+        "escalate_after 2 days, 0:00:00 is not shorter than request_ttl 1 day, 0:00:00",
+        "after-ttl",
+    ),
+    (
+        'escalate_after=timedelta(minutes=15), escalate_to="#backup"',
+        "escalate_to '#backup' must be a Slack channel id (C0123ABCD) or a user group id",
+        "not-an-id",
+    ),
+    (
+        'escalate_after=timedelta(minutes=15), escalate_to="C0APPROVERS"',
+        "escalate_to is the approvers' channel itself",
+        "same-channel",
+    ),
+]:
+    INVALID.append(
+        pytest.param(
+            f"""\
+            workflow = Workflow(
+                name="p",
+                approvers_channel="C0APPROVERS",
+                {settings},
+                resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+            )
+            """,
+            5,
+            message,
+            id=f"escalation-{case}",
+        )
+    )
 WARNINGS = {"intake-ambiguous-name"}
 
 
@@ -356,3 +394,29 @@ def test_simulate_and_app_testing_check_and_link_the_ticket(tmp_path: Path) -> N
     assert outcome.ticket_url == "https://jira.example.com/browse/OPS-7"
     bad = decide(workflow, make_request(workflow, "orders-db", ticket="ops 7"))
     assert bad.ticket_problem == "“ops 7” is not a ticket reference (like INC-1234)."
+
+
+def test_simulate_and_app_testing_show_the_escalation(tmp_path: Path) -> None:
+    from app.testing import decide, load_workflow, make_request
+
+    path = write(
+        tmp_path,
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            approvers=["U0AAA"],
+            durations=[timedelta(hours=1)],
+            escalate_after=timedelta(minutes=15),
+            escalate_to="S0BACKUPS",
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """,
+    )
+
+    output = simulate(tmp_path, "--resource", "orders-db", "--duration", "1h")
+
+    assert "from U0AAA; undecided after 15 minutes, escalated to S0BACKUPS" in output
+    workflow = load_workflow(path)
+    outcome = decide(workflow, make_request(workflow, "orders-db"))
+    assert outcome.escalate_to == "S0BACKUPS"

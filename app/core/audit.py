@@ -34,6 +34,7 @@ class Event(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     REVOKE_ATTEMPT_FAILED = "revoke_attempt_failed"
+    ESCALATED = "escalated"  # a stale request was re-posted to escalate_to
 
 
 def record(

@@ -68,6 +68,7 @@ class AccessRequest(Base):
     asked_duration: Mapped[timedelta | None] = mapped_column(Interval)
     ticket: Mapped[str | None] = mapped_column(String(100))  # Workflow(ticket=Ticket(...))
     ticket_url: Mapped[str | None] = mapped_column(Text)
+    escalated_at: Mapped[datetime | None]  # re-posted to the workflow's escalate_to (once)
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"

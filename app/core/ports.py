@@ -51,6 +51,13 @@ class Notifier(Protocol):
         """Confirm to the requester; post the request to the approvers."""
         ...
 
+    def request_escalated(
+        self, session: Session, view: RequestView, to: str, waited: timedelta
+    ) -> None:
+        """A stale request, re-posted to `to` (a channel, or a user group) with how long it
+        has waited."""
+        ...
+
     def request_auto_decided(
         self, session: Session, view: RequestView, *, announce: bool = True
     ) -> None:

@@ -236,6 +236,9 @@ class AccessRequests:
                     )
                 self.notifier.request_submitted(session, self._view(request))
                 self.wakeups.wake_at(request.pending_until or self.clock())
+                workflow = self.registry.workflow(request.workflow)
+                if workflow is not None and workflow.escalate_after is not None:
+                    self.wakeups.wake_at(request.created_at + workflow.escalate_after)
                 return
             request.auto_approved = route.action == "approve"
             request.decided_via = route.via

@@ -401,6 +401,30 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
     return f"{summary}. {status_line(view)}", blocks
 
 
+def escalation_message(view: RequestView, waited: timedelta) -> tuple[str, list[Block]]:
+    """A stale request re-posted to the workflow's `escalate_to` channel."""
+    head = (
+        f"⏫ *Waiting {describe_duration(waited)} for a decision* in "
+        f"<#{view.approvers_channel}>: {summary_of(view)}"
+    )
+    message_blocks: list[Block] = [
+        section(head),
+        section("*Justification:*\n" + fmt.quote(view.justification, SECTION_LIMIT - 20)),
+        decision_buttons(view),
+    ]
+    return f"⏫ Waiting {describe_duration(waited)} for a decision: {summary_of(view)}", (
+        message_blocks
+    )
+
+
+def escalation_call(view: RequestView, group: str, waited: timedelta) -> str:
+    """The line that calls a user group to a stale request, in the approvers' thread."""
+    return (
+        f"⏫ <!subteam^{group}> {summary_of(view)}: it has waited "
+        f"{describe_duration(waited)} for a decision."
+    )
+
+
 # -- direct messages to the requester ---------------------------------------------------------
 
 

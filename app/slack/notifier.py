@@ -43,6 +43,23 @@ class SlackNotifier:
         if announce:
             self._post_request(session, view)
 
+    def request_escalated(
+        self, session: Session, view: RequestView, to: str, waited: timedelta
+    ) -> None:
+        """Re-post a stale request: to another channel, with its buttons; or, for a user
+        group, a line in the approvers' thread, shown in the channel, calling the group."""
+        if to.startswith("S"):
+            self._alert(session, view, blocks.escalation_call(view, to, waited))
+            return
+        text, message_blocks = blocks.escalation_message(view, waited)
+        self.outbox.add(
+            session,
+            conversation=to,
+            kind=POST,
+            payload={"channel": to, "text": text, "blocks": message_blocks},
+            request_id=view.id,
+        )
+
     def request_progress(self, session: Session, view: RequestView) -> None:
         self._refresh(session, view)
 

@@ -168,6 +168,31 @@ def check_ticket(ticket: object, at: Location) -> Iterator[Problem]:
         yield Problem(at, "ticket label must be a non-empty string of at most 30 characters")
 
 
+def check_escalation(workflow: Workflow, at: Location) -> Iterator[Problem]:
+    after, to = workflow.escalate_after, workflow.escalate_to
+    if after is None and to is None:
+        return
+    if after is None or to is None:
+        yield Problem(at, "escalate_after and escalate_to go together: set both, or neither")
+        return
+    if not isinstance(after, timedelta) or after <= timedelta(0):
+        yield Problem(at, f"escalate_after must be a positive timedelta (got {after!r})")
+    elif isinstance(workflow.request_ttl, timedelta) and after >= workflow.request_ttl:
+        yield Problem(
+            at,
+            f"escalate_after {after} is not shorter than request_ttl {workflow.request_ttl}: "
+            "requests would expire before they escalate",
+        )
+    if not isinstance(to, str) or not (CHANNEL_ID.match(to) or USERGROUP_ID.match(to)):
+        yield Problem(
+            at,
+            f"escalate_to {to!r} must be a Slack channel id (C0123ABCD) or a user group id "
+            "(S0123ABCD)",
+        )
+    elif to == workflow.approvers_channel:
+        yield Problem(at, "escalate_to is the approvers' channel itself: escalate elsewhere")
+
+
 def check_resource(workflow: Workflow, resource: Resource) -> Iterator[Problem]:
     at = resource.location
     if not isinstance(resource.id, str) or not RESOURCE_ID.match(resource.id):
@@ -234,6 +259,7 @@ def check_workflow(workflow: Workflow) -> Iterator[Problem]:
         yield from check_required_approvals(workflow.required_approvals, workflow.approvers, at)
     yield from check_on_call(workflow.auto_approve, at)
     yield from check_ticket(workflow.ticket, at)
+    yield from check_escalation(workflow, at)
     if not isinstance(workflow.approve_for_less, bool):
         yield Problem(
             at, f"approve_for_less must be True or False (got {workflow.approve_for_less!r})"

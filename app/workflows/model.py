@@ -150,6 +150,10 @@ class Workflow:
     # Approvers may approve one of the policy's durations shorter than asked (beside Approve).
     approve_for_less: bool = True
     ticket: Ticket | None = None  # ask for a ticket reference, shown as a link everywhere
+    # A request nobody decided within `escalate_after` is re-posted to `escalate_to` (a channel
+    # id C…, or a user group id S… called in the approvers' channel), once.
+    escalate_after: timedelta | None = None
+    escalate_to: str | None = None
     request_ttl: timedelta = timedelta(hours=24)  # a request nobody decides expires after this
     auto_approve: OnCall | None = None
     on_request: Callable[[AccessRequestInfo], Decision | None] | None = None

@@ -27,6 +27,8 @@ class Outcome:
     shorter: tuple[timedelta, ...] = ()  # what approvers may approve instead (approve for less)
     ticket_problem: str | None = None  # why the modal would refuse the ticket reference
     ticket_url: str | None = None  # the link every message would show
+    escalate_after: timedelta | None = None  # a request still undecided then is re-posted…
+    escalate_to: str | None = None  # …here (a channel or a user group)
 
     @property
     def approved(self) -> bool:
@@ -53,6 +55,11 @@ class Outcome:
         if self.shorter:
             less = ", ".join(describe_duration(d) for d in self.shorter)
             own += f"; they may approve less: {less}"
+        if self.escalate_after is not None and self.escalate_to is not None:
+            own += (
+                f"; undecided after {describe_duration(self.escalate_after)}, "
+                f"escalated to {self.escalate_to}"
+            )
         return (
             f"send to the approvers in {self.workflow.approvers_channel}; needs {needs} "
             f"approval{'s' if needs > 1 else ''} from {who}{own}"
@@ -124,6 +131,8 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         self_approval=workflow.self_approval_for(info.resource),
         not_after=route.not_after,
         shorter=tuple(workflow.shorter_durations_for(info.resource, info.duration)),
+        escalate_after=workflow.escalate_after,
+        escalate_to=workflow.escalate_to,
         ticket_problem=workflow.ticket.problem(info.ticket) if workflow.ticket else None,
         ticket_url=workflow.ticket.link(info.ticket.strip())
         if workflow.ticket and info.ticket and not workflow.ticket.problem(info.ticket)

@@ -6,6 +6,7 @@ call and the rule says `end_with_shift=True`; the grant expires at the earlier o
 duration and this. `access_requests.asked_duration`: what the requester asked for, when an
 approver approved a shorter `duration` (NULL: approved as asked). `ticket` and `ticket_url`:
 the ticket reference given with the request (`Workflow(ticket=Ticket(...))`) and its link.
+`escalated_at`: when a stale request was re-posted to its workflow's `escalate_to` (once).
 
 Revision ID: 0010
 Revises: 0007
@@ -30,9 +31,13 @@ def upgrade() -> None:
     op.add_column("access_requests", sa.Column("asked_duration", sa.Interval(), nullable=True))
     op.add_column("access_requests", sa.Column("ticket", sa.String(100), nullable=True))
     op.add_column("access_requests", sa.Column("ticket_url", sa.Text(), nullable=True))
+    op.add_column(
+        "access_requests", sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("access_requests", "escalated_at")
     op.drop_column("access_requests", "ticket_url")
     op.drop_column("access_requests", "ticket")
     op.drop_column("access_requests", "asked_duration")
