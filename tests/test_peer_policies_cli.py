@@ -13,7 +13,7 @@ from tests.test_server_and_cli import run_cli
 
 HEAD = """\
 from datetime import timedelta
-from app.workflows import OnCall, Resource, Ticket, Webhook, Workflow
+from app.workflows import BreakGlass, OnCall, Resource, Ticket, Webhook, Workflow
 
 hook = Webhook(url="https://hooks.internal/access", secret="s")
 """
@@ -210,6 +210,40 @@ for settings, message, case in [
             5,
             message,
             id=f"escalation-{case}",
+        )
+    )
+for settings, message, case in [
+    ("max_duration=timedelta(0), who=['U0AAA']", "break-glass max_duration must be", "max"),
+    ("max_duration=timedelta(hours=1), who=[]", "break-glass who must name at least one", "who"),
+    (
+        "max_duration=timedelta(hours=1), who=['bob']",
+        "approver 'bob' is not a Slack user id",
+        "who-bad",
+    ),
+    (
+        "max_duration=timedelta(hours=1), who=['U0AAA'], notify='@sre'",
+        "break-glass notify '@sre' must be",
+        "notify",
+    ),
+    (
+        "max_duration=timedelta(hours=1), who=['U0AAA'], review_after=timedelta(0)",
+        "break-glass review_after must be a positive timedelta",
+        "review",
+    ),
+]:
+    INVALID.append(
+        pytest.param(
+            f"""\
+            workflow = Workflow(
+                name="p",
+                approvers_channel="C0APPROVERS",
+                break_glass=BreakGlass({settings}),
+                resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+            )
+            """,
+            8,
+            message,
+            id=f"break-glass-{case}",
         )
     )
 WARNINGS = {"intake-ambiguous-name"}
@@ -420,3 +454,32 @@ def test_simulate_and_app_testing_show_the_escalation(tmp_path: Path) -> None:
     workflow = load_workflow(path)
     outcome = decide(workflow, make_request(workflow, "orders-db"))
     assert outcome.escalate_to == "S0BACKUPS"
+
+
+def test_simulate_and_app_testing_show_break_glass(tmp_path: Path) -> None:
+    from app.testing import decide, load_workflow, make_request
+
+    path = write(
+        tmp_path,
+        """\
+        workflow = Workflow(
+            name="p",
+            approvers_channel="C0APPROVERS",
+            durations=[timedelta(hours=1)],
+            break_glass=BreakGlass(max_duration=timedelta(hours=1), who=["a@example.com"],
+                                   notify="S0SRE"),
+            resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
+        )
+        """,
+    )
+
+    output = simulate(tmp_path, "--resource", "orders-db", "--duration", "1h")
+
+    assert (
+        "breakglass: `/access break-glass` grants at once (listed: a@example.com) for at most "
+        "1 hour, alerting <!subteam^S0SRE> in C0APPROVERS; announced again if unreviewed "
+        "after 30 minutes" in output
+    )
+    workflow = load_workflow(path)
+    outcome = decide(workflow, make_request(workflow, "orders-db"))
+    assert outcome.break_glass is not None and outcome.break_glass.notify == "S0SRE"

@@ -35,6 +35,8 @@ class Event(StrEnum):
     REVOKED = "revoked"
     REVOKE_ATTEMPT_FAILED = "revoke_attempt_failed"
     ESCALATED = "escalated"  # a stale request was re-posted to escalate_to
+    BREAK_GLASS_REVIEWED = "break_glass_reviewed"
+    BREAK_GLASS_REANNOUNCED = "break_glass_reannounced"  # unreviewed in time
 
 
 def record(

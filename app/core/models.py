@@ -68,7 +68,11 @@ class AccessRequest(Base):
     asked_duration: Mapped[timedelta | None] = mapped_column(Interval)
     ticket: Mapped[str | None] = mapped_column(String(100))  # Workflow(ticket=Ticket(...))
     ticket_url: Mapped[str | None] = mapped_column(Text)
-    escalated_at: Mapped[datetime | None]  # re-posted to the workflow's escalate_to (once)
+    # Re-posted to the workflow's escalate_to (once); for a break-glass grant, re-announced
+    # because nobody reviewed it in time (once).
+    escalated_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))  # a break-glass grant's reviewer
+    reviewed_at: Mapped[datetime | None]
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"

@@ -144,8 +144,10 @@ class AccessRequests:
         justification: str,
         extends: Grant | None = None,
         ticket: str | None = None,
+        route: Route | None = None,
     ) -> RequestView:
-        """Store a new request, route it (after Slack's ack), and tell everyone."""
+        """Store a new request, route it (after Slack's ack), and tell everyone. `route`: a
+        decision already taken (break-glass), instead of the on-call check and hooks."""
         workflow, resource = found
         now = self.clock()
         ticket = (ticket or "").strip() or None
@@ -184,8 +186,12 @@ class AccessRequests:
                 duration_seconds=int(duration.total_seconds()),
                 justification=justification,
                 **({"ticket": ticket, "ticket_url": ticket_url} if ticket else {}),
+                **({"via": route.via} if route is not None else {}),
             )
             request_id = request.id
+        if route is not None:
+            self._record_route(request_id, route)
+            return self.view(request_id)
         # The on-call check and the workflow's hook: never on Slack's 3-second path.
         route = self.router.route(
             workflow,
@@ -199,6 +205,17 @@ class AccessRequests:
         )
         self._record_route(request_id, route)
         return self.view(request_id)
+
+    def submit_decided(
+        self,
+        found: tuple[Workflow, Resource],
+        person: Person,
+        duration: timedelta,
+        justification: str,
+        route: Route,
+    ) -> RequestView:
+        """Store a request whose decision is already taken (break-glass), and carry it out."""
+        return self._create(found, person, duration, justification, route=route)
 
     def _record_route(self, request_id: uuid.UUID, route: Route) -> None:
         """Store what routing decided, if nobody decided first; tell everyone.
@@ -703,6 +720,10 @@ class AccessRequests:
                 )
             )
 
+    def find_view_in(self, session: Session, request: AccessRequest) -> RequestView:
+        """The view of a request loaded in `session` (for a notifier, in that transaction)."""
+        return self._view(request)
+
     def view(self, request_id: uuid.UUID) -> RequestView:
         with self.sessions() as session:
             return self._view(session.get_one(AccessRequest, request_id))
@@ -712,6 +733,8 @@ class AccessRequests:
         view = RequestView.of(request, found[1].name if found else None)
         if found and view.state == RequestState.PENDING:
             view = replace(view, shorter=tuple(shorter_durations(found, view.duration)))
+        if found and view.decided_via == "break_glass" and found[0].break_glass is not None:
+            view = replace(view, alert=found[0].break_glass.mention())
         return view
 
 

@@ -28,7 +28,7 @@ from app.workflows.model import (
 log = logging.getLogger(__name__)
 
 Action = Literal["approve", "deny", "route"]
-Via = Literal["on_call", "policy"]
+Via = Literal["on_call", "policy", "break_glass"]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ class RequestView:
     not_after: datetime | None = None  # the access ends by then (the on-call shift's end)
     asked_duration: timedelta | None = None  # set when an approver approved less than asked
     ticket: str | None = None
+    reviewed_by: str | None = None  # a break-glass grant's reviewer
+    escalated_at: datetime | None = None
+    alert: str | None = None  # a break-glass grant's mention (<!here>…), from the workflow
     ticket_url: str | None = None
     shorter: tuple[timedelta, ...] = ()  # while pending: the shorter durations approvers may pick
 
@@ -97,5 +100,7 @@ class RequestView:
             not_after=request.not_after,
             asked_duration=request.asked_duration,
             ticket=request.ticket,
+            reviewed_by=request.reviewed_by,
+            escalated_at=request.escalated_at,
             ticket_url=request.ticket_url,
         )

@@ -201,6 +201,11 @@ def submitting(registry: Registry, intake: Intake) -> str:
     )
 
 
+def break_glass_refused(errors: dict[str, str]) -> str:
+    problems = "\n".join(f"• {fmt.escape(message)}" for message in errors.values())
+    return f"🚨 Break-glass needs `/access break-glass <resource> <duration> <reason>`:\n{problems}"
+
+
 def justification_input(placeholder: str) -> Block:
     return {
         "type": "input",
@@ -253,6 +258,8 @@ def _approvers(view: RequestView) -> str:
 
 
 def approved_by(view: RequestView) -> str:
+    if view.decided_via == "break_glass":
+        return f"🚨 Break-glass: {fmt.user(view.requester_slack_id)} granted it to themself"
     if view.decided_via == "on_call":
         return "✅ Approved automatically (on call)"
     if view.decided_via == "policy":
@@ -362,6 +369,8 @@ def duration_field(view: RequestView) -> str:
 
 def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
     summary = summary_of(view)
+    if view.decided_via == "break_glass":
+        summary = f"🚨 {view.alert or ''} BREAK-GLASS: {summary}".replace("  ", " ")
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{summary}*"}},
         {
@@ -390,15 +399,31 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
             note = f"🤖 PagerDuty shows {fmt.user(view.requester_slack_id)} {note}."
         elif view.decided_via == "policy":
             note = f"🤖 Policy: {note}"
+        elif view.decided_via == "break_glass":
+            note = f"🚨 {note}"
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": fmt.clip(note, 2000)}]}
         )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": status_line(view)}})
+    if view.decided_via == "break_glass":
+        blocks.extend(review_blocks(view))
     if view.state == RequestState.PENDING:
         blocks.append(decision_buttons(view))
     elif view.grant_state == GrantState.ACTIVE and view.grant_id:
-        blocks.append(actions(button("Revoke", Ids.GIVE_BACK, str(view.grant_id), "danger")))
+        elements = [button("Revoke", Ids.GIVE_BACK, str(view.grant_id), "danger")]
+        if view.decided_via == "break_glass" and not view.reviewed_by:
+            elements.insert(0, button("Reviewed", Ids.REVIEW, str(view.id), "primary"))
+        blocks.append(actions(*elements))
     return f"{summary}. {status_line(view)}", blocks
+
+
+def review_blocks(view: RequestView) -> list[Block]:
+    """Where a break-glass grant's review stands."""
+    if view.reviewed_by:
+        text = f"👀 Reviewed by {fmt.user(view.reviewed_by)}."
+    else:
+        text = "👀 Not reviewed yet: an approver checks it, then clicks *Reviewed* (or *Revoke*)."
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}]
 
 
 def escalation_message(view: RequestView, waited: timedelta) -> tuple[str, list[Block]]:
@@ -598,7 +623,9 @@ def dm_denied(view: RequestView) -> str:
 
 def dm_granted(view: RequestView) -> str:
     assert view.expires_at
-    if view.decided_via == "on_call":
+    if view.decided_via == "break_glass":
+        why = "break-glass: the approvers have been alerted and will review it"
+    elif view.decided_via == "on_call":
         evidence = fmt.escape(view.decision_note or "on call")
         why = f"approved automatically because PagerDuty shows you {evidence}"
     elif view.decided_via == "policy":

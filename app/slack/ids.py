@@ -15,6 +15,7 @@ class Ids(StrEnum):
     APPROVE = "approve_request"
     DENY = "deny_request"
     APPROVE_FOR = "approve_request_for"  # approve a shorter duration than asked (a menu)
+    REVIEW = "review_break_glass"  # an approver has checked a break-glass grant
     GIVE_BACK = "revoke_grant"  # the requester gives access back, or an approver takes it away
     EXTEND = "extend_grant"
     CANCEL = "cancel_request"

@@ -6,6 +6,7 @@ from app.grants.python import Python
 from app.grants.webhook import Webhook
 from app.workflows.model import (
     AccessRequestInfo,
+    BreakGlass,
     Decision,
     OnCall,
     Requester,
@@ -16,6 +17,7 @@ from app.workflows.model import (
 
 __all__ = [
     "AccessRequestInfo",
+    "BreakGlass",
     "Decision",
     "Env",
     "GrantContext",

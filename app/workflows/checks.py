@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from app.grants.base import GrantStrategy, Retry
 from app.grants.python import signature_problem
-from app.workflows.model import Location, OnCall, Resource, Ticket, Workflow
+from app.workflows.model import BreakGlass, Location, OnCall, Resource, Ticket, Workflow
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -168,6 +168,37 @@ def check_ticket(ticket: object, at: Location) -> Iterator[Problem]:
         yield Problem(at, "ticket label must be a non-empty string of at most 30 characters")
 
 
+def check_break_glass(rule: object, at: Location) -> Iterator[Problem]:
+    if rule is None:
+        return
+    if not isinstance(rule, BreakGlass):
+        yield Problem(at, "break_glass must be BreakGlass(...) or None")
+        return
+    at = rule.location
+    if not isinstance(rule.max_duration, timedelta) or rule.max_duration <= timedelta(0):
+        yield Problem(
+            at, f"break-glass max_duration must be a positive timedelta (got {rule.max_duration!r})"
+        )
+    if not _is_sequence(rule.who) or not rule.who:
+        yield Problem(
+            at, "break-glass who must name at least one Slack user id, email or user group id"
+        )
+    else:
+        yield from check_approvers(rule.who, at, "break-glass who")
+    if not isinstance(rule.notify, str) or not (
+        rule.notify in ("here", "channel") or USERGROUP_ID.match(rule.notify)
+    ):
+        yield Problem(
+            at,
+            f'break-glass notify {rule.notify!r} must be "here", "channel" or a user group '
+            "id (S0123ABCD)",
+        )
+    if not isinstance(rule.review_after, timedelta) or rule.review_after <= timedelta(0):
+        yield Problem(
+            at, f"break-glass review_after must be a positive timedelta (got {rule.review_after!r})"
+        )
+
+
 def check_escalation(workflow: Workflow, at: Location) -> Iterator[Problem]:
     after, to = workflow.escalate_after, workflow.escalate_to
     if after is None and to is None:
@@ -260,6 +291,7 @@ def check_workflow(workflow: Workflow) -> Iterator[Problem]:
     yield from check_on_call(workflow.auto_approve, at)
     yield from check_ticket(workflow.ticket, at)
     yield from check_escalation(workflow, at)
+    yield from check_break_glass(workflow.break_glass, at)
     if not isinstance(workflow.approve_for_less, bool):
         yield Problem(
             at, f"approve_for_less must be True or False (got {workflow.approve_for_less!r})"

@@ -110,6 +110,28 @@ MAX_TICKET = 100
 
 
 @dataclass
+class BreakGlass:
+    """Emergency access without waiting: `/access break-glass <resource> <duration> <reason>`.
+
+    - `who`: who may (Slack user ids, emails, user group ids), resolved when they ask.
+    - `max_duration`: at most this long (any duration up to it).
+    - `notify`: who the approvers' channel alerts: "here", "channel", or a user group id (S…).
+    - `review_after`: a grant no approver marked **Reviewed** by then is announced again, once.
+    """
+
+    max_duration: timedelta
+    who: Sequence[str]
+    notify: str = "here"
+    review_after: timedelta = timedelta(minutes=30)
+    location: Location = field(default_factory=_caller_location, compare=False, repr=False)
+
+    def mention(self) -> str:
+        if self.notify in ("here", "channel"):
+            return f"<!{self.notify}>"
+        return f"<!subteam^{self.notify}>"
+
+
+@dataclass
 class Resource:
     """Something access can be requested to. The optional fields override the workflow's."""
 
@@ -154,6 +176,7 @@ class Workflow:
     # id C…, or a user group id S… called in the approvers' channel), once.
     escalate_after: timedelta | None = None
     escalate_to: str | None = None
+    break_glass: BreakGlass | None = None  # emergency self-granted access, reviewed afterwards
     request_ttl: timedelta = timedelta(hours=24)  # a request nobody decides expires after this
     auto_approve: OnCall | None = None
     on_request: Callable[[AccessRequestInfo], Decision | None] | None = None

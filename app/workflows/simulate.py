@@ -9,7 +9,7 @@ from typing import Literal
 from app.core.durations import describe_duration
 from app.core.routing import OnCallCheck, decide_route
 from app.oncall import OnCallEvidence, OnCallResult
-from app.workflows.model import AccessRequestInfo, Requester, Resource, Workflow
+from app.workflows.model import AccessRequestInfo, BreakGlass, Requester, Resource, Workflow
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,20 @@ class Outcome:
     ticket_url: str | None = None  # the link every message would show
     escalate_after: timedelta | None = None  # a request still undecided then is re-posted…
     escalate_to: str | None = None  # …here (a channel or a user group)
+    break_glass: BreakGlass | None = None  # the workflow's emergency access, if any
+
+    def break_glass_line(self, email: str | None) -> str | None:
+        rule = self.break_glass
+        if rule is None:
+            return None
+        who = ", ".join(rule.who)
+        listed = "listed" if email is not None and email in rule.who else "if listed"
+        return (
+            f"`/access break-glass` grants at once ({listed}: {who}) for at most "
+            f"{describe_duration(rule.max_duration)}, alerting {rule.mention()} in "
+            f"{self.workflow.approvers_channel}; announced again if unreviewed after "
+            f"{describe_duration(rule.review_after)}"
+        )
 
     @property
     def approved(self) -> bool:
@@ -131,6 +145,7 @@ def simulate(workflow: Workflow, info: AccessRequestInfo) -> Outcome:
         self_approval=workflow.self_approval_for(info.resource),
         not_after=route.not_after,
         shorter=tuple(workflow.shorter_durations_for(info.resource, info.duration)),
+        break_glass=workflow.break_glass,
         escalate_after=workflow.escalate_after,
         escalate_to=workflow.escalate_to,
         ticket_problem=workflow.ticket.problem(info.ticket) if workflow.ticket else None,
@@ -165,6 +180,9 @@ def report(outcome: Outcome, info: AccessRequestInfo) -> str:
             lines.append(f"ends:     {ends}sooner than the {chosen} asked")
         else:
             lines.append(f"ends:     after the {chosen} asked (the on-call shift ends later)")
+    glass = outcome.break_glass_line(info.requester.email)
+    if glass:
+        lines.append(f"breakglass: {glass}")
     if outcome.action != "deny":
         lines.append(f"grant:    {resource.grant.describe()}")
     return "\n".join(lines)

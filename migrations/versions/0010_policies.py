@@ -6,7 +6,9 @@ call and the rule says `end_with_shift=True`; the grant expires at the earlier o
 duration and this. `access_requests.asked_duration`: what the requester asked for, when an
 approver approved a shorter `duration` (NULL: approved as asked). `ticket` and `ticket_url`:
 the ticket reference given with the request (`Workflow(ticket=Ticket(...))`) and its link.
-`escalated_at`: when a stale request was re-posted to its workflow's `escalate_to` (once).
+`escalated_at`: when a stale request was re-posted to its workflow's `escalate_to` (once), or
+an unreviewed break-glass grant announced again. `reviewed_by`/`reviewed_at`: who marked a
+break-glass grant Reviewed.
 
 Revision ID: 0010
 Revises: 0007
@@ -34,9 +36,15 @@ def upgrade() -> None:
     op.add_column(
         "access_requests", sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True)
     )
+    op.add_column("access_requests", sa.Column("reviewed_by", sa.String(64), nullable=True))
+    op.add_column(
+        "access_requests", sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("access_requests", "reviewed_at")
+    op.drop_column("access_requests", "reviewed_by")
     op.drop_column("access_requests", "escalated_at")
     op.drop_column("access_requests", "ticket_url")
     op.drop_column("access_requests", "ticket")

@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from app.core.break_glass import BreakGlassAccess
 from app.core.errors import AccessError
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
@@ -17,7 +18,14 @@ from app.slack.listeners.home import publish_home
 from app.slack.listeners.replies import act, from_home, tell
 
 
-def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: AfterAck) -> None:
+def register(
+    app: App,
+    *,
+    requests: AccessRequests,
+    break_glass: BreakGlassAccess,
+    clock: Clock,
+    after_ack: AfterAck,
+) -> None:
     def decide(body: dict[str, Any], client: WebClient, approve: bool) -> None:
         act(
             body,
@@ -30,6 +38,19 @@ def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: Aft
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         after_ack.submit(decide, body, client, True)
+
+    @app.action(Ids.REVIEW)
+    def review(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        after_ack.submit(review_grant, body, client)
+
+    def review_grant(body: dict[str, Any], client: WebClient) -> None:
+        act(
+            body,
+            client,
+            lambda request, user: break_glass.review(request_id=request, actor=user),
+            refresh_home=lambda user: publish_home(client, requests, user, clock),
+        )
 
     @app.action(Ids.APPROVE_FOR)
     def approve_for_less(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from app.core.errors import InvalidRequest
+from app.core.break_glass import BreakGlassAccess
+from app.core.errors import AccessError, InvalidRequest
 from app.core.intake import Intake, read_command
 from app.core.ports import Clock
 from app.core.requests import AccessRequests
@@ -23,12 +24,23 @@ HELP = (
     "expires; you can give it back, extend it or cancel a request from my DMs or my App Home.\n"
     "`/access orders-db` opens the form with that resource chosen; "
     "`/access orders-db 1h fixing INC-1234` asks at once.\n"
+    "`/access break-glass orders-db 30m <reason>`: emergency access at once, where the policy "
+    "allows you; the approvers are alerted and review it.\n"
     "`/access list` shows your access and pending requests; `/access help` shows this."
 )
 
 
+BREAK_GLASS_WORDS = ("break-glass", "breakglass")
+
+
 def register(
-    app: App, *, registry: Registry, requests: AccessRequests, clock: Clock, after_ack: AfterAck
+    app: App,
+    *,
+    registry: Registry,
+    requests: AccessRequests,
+    break_glass: BreakGlassAccess,
+    clock: Clock,
+    after_ack: AfterAck,
 ) -> None:
     def open_modal(
         command: dict[str, Any],
@@ -55,6 +67,30 @@ def register(
         except InvalidRequest as exc:  # the policy changed between the ack and now
             client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
 
+    def break_glass_now(requester_id: str, intake: Intake, client: WebClient) -> None:
+        try:
+            break_glass.break_glass(
+                requester_id=requester_id,
+                resource_id=intake.resource_id or "",
+                duration_seconds=intake.duration_seconds or "",
+                reason=intake.justification or "",
+            )
+        except AccessError as exc:
+            client.chat_postMessage(channel=requester_id, text=f"🚨 Break-glass refused: {exc}")
+
+    def ask_break_glass(ack: Ack, command: dict[str, Any], text: str, client: WebClient) -> None:
+        intake = read_command(registry, text)
+        errors = break_glass.validate(
+            resource_id=intake.resource_id or intake.unknown,
+            duration_seconds=intake.duration_seconds,
+            reason=intake.justification,
+        )
+        if errors:
+            ack(text=blocks.break_glass_refused(errors))
+            return
+        ack(text="🚨 Breaking glass: the approvers are being alerted. I'll message you.")
+        after_ack.submit(break_glass_now, command["user_id"], intake, client)
+
     @app.command("/access")
     def open_request_modal(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
         text = (command.get("text") or "").strip()
@@ -64,6 +100,10 @@ def register(
         if text.lower() == "list":
             overview = requests.overview(command["user_id"], limit=20, decisions=False)
             ack(text=list_text(overview, now=clock()))
+            return
+        first, _, rest = text.partition(" ")
+        if first.lower() in BREAK_GLASS_WORDS:
+            ask_break_glass(ack, command, rest, client)
             return
         intake = read_command(registry, text)
         if intake.complete:
