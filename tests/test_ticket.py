@@ -4,6 +4,7 @@ requests against the running bot."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from app.admin.audit import export_audit
 from app.core.models import GrantState
 from app.slack.ids import Ids
 from app.workflows.model import Ticket
@@ -99,6 +101,14 @@ def test_the_ticket_is_a_link_in_every_message_dm_and_audit_row(bot: Bot) -> Non
         row = next(e for e in bot.audit(request.id) if e.event == event)
         assert row.detail["ticket"] == "INC-1234"
         assert row.detail["ticket_url"] == "https://jira.example.com/browse/INC-1234"
+    exported = io.StringIO()
+    with bot.sessions() as session:  # what `accessbot audit export` writes
+        export_audit(session, exported)
+    rows = [json.loads(line) for line in exported.getvalue().splitlines()]
+    mine = [r for r in rows if r["request_id"] == str(request.id)]
+    assert {r["event"] for r in mine} >= {"requested", "approved", "granted"}
+    assert all(r["ticket"] == "INC-1234" for r in mine)
+    assert all(r["ticket_url"] == "https://jira.example.com/browse/INC-1234" for r in mine)
 
 
 def test_one_line_request_takes_the_ticket_from_the_text(bot: Bot) -> None:
