@@ -293,7 +293,13 @@ def build_runtime(
         requests=requests,
         break_glass=break_glass,
         escalations=Escalations(
-            sessions=sessions, registry=registry, notifier=notifier, clock=clock
+            sessions=sessions,
+            registry=registry,
+            notifier=notifier,
+            clock=clock,
+            approvers=requests.approvers,
+            directory=directory,
+            oncall=oncall,
         ),
         scheduler=scheduler,
         grant_workers=grant_workers,

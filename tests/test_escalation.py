@@ -11,7 +11,9 @@ from datetime import timedelta
 
 from app.core.models import GrantState
 from app.slack.ids import Ids
-from tests.support.bot import APPROVER, APPROVERS_CHANNEL, Bot
+from app.workflows.model import ON_CALL_APPROVERS
+from tests.support.bot import APPROVER, APPROVER_2, APPROVERS_CHANNEL, Bot
+from tests.support.fake_pagerduty import FakePagerDuty
 from tests.support.wait import wait_until
 
 ESCALATION_CHANNEL = "CESCALATE"
@@ -73,3 +75,43 @@ def test_a_request_decided_in_time_does_not_escalate(bot_with: Callable[..., Bot
 
     assert bot.slack.calls_to("chat.postMessage", channel=ESCALATION_CHANNEL) == []
     assert "escalated" not in bot.audit_events(request.id)
+
+
+def test_the_approvers_on_call_are_sent_the_request(
+    bot_with: Callable[..., Bot], fake_pagerduty: FakePagerDuty
+) -> None:
+    fake_pagerduty.add_user("PBOB", "bob@example.com", "Bob Approver")
+    fake_pagerduty.add_user("PCAROL", "carol@example.com", "Carol Approver")
+    fake_pagerduty.add_oncall("PBOB", "PSRE", "SRE Primary", 1, "SWEEK", "SRE Weekly")
+    settings = {
+        "pagerduty_api_token": fake_pagerduty.token,
+        "pagerduty_api_url": fake_pagerduty.base_url,
+    }
+    bot = bot_with(settings, escalate_after=timedelta(seconds=1), escalate_to=ON_CALL_APPROVERS)
+    request, _ = bot.request_access()
+
+    dm = bot.slack.wait_for("chat.postMessage", channel=APPROVER)[0]
+
+    assert WAITED.search(dm.text()) and dm.buttons() == ["Approve", "Deny"]
+    (row,) = [e for e in bot.audit(request.id) if e.event == "escalated"]
+    assert row.detail["escalated_to"] == "oncall"
+    assert row.detail["on_call_approvers"] == [APPROVER]  # not Carol, not the requester
+    assert bot.slack.calls_to("chat.postMessage", channel=APPROVER_2) == []
+
+
+def test_no_approver_on_call_is_said_in_the_thread(
+    bot_with: Callable[..., Bot], fake_pagerduty: FakePagerDuty
+) -> None:
+    settings = {
+        "pagerduty_api_token": fake_pagerduty.token,
+        "pagerduty_api_url": fake_pagerduty.base_url,
+    }
+    bot = bot_with(settings, escalate_after=timedelta(seconds=1), escalate_to=ON_CALL_APPROVERS)
+    bot.request_access()
+
+    note = bot.slack.wait_for(
+        "chat.postMessage", channel=APPROVERS_CHANNEL, where=lambda c: "no approver" in c.text()
+    )[0]
+
+    assert "no approver is on call in PagerDuty to escalate to" in note.text()
+    assert note.args["reply_broadcast"] is True

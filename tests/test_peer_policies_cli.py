@@ -13,7 +13,7 @@ from tests.test_server_and_cli import run_cli
 
 HEAD = """\
 from datetime import timedelta
-from app.workflows import BreakGlass, OnCall, Resource, Ticket, Webhook, Workflow
+from app.workflows import ON_CALL_APPROVERS, BreakGlass, OnCall, Resource, Ticket, Webhook, Workflow
 
 hook = Webhook(url="https://hooks.internal/access", secret="s")
 """
@@ -188,7 +188,7 @@ for settings, message, case in [
     ),
     (
         'escalate_after=timedelta(minutes=15), escalate_to="#backup"',
-        "escalate_to '#backup' must be a Slack channel id (C0123ABCD) or a user group id",
+        "escalate_to '#backup' must be a Slack channel id (C0123ABCD), a user group id",
         "not-an-id",
     ),
     (
@@ -433,9 +433,7 @@ def test_simulate_and_app_testing_check_and_link_the_ticket(tmp_path: Path) -> N
 def test_simulate_and_app_testing_show_the_escalation(tmp_path: Path) -> None:
     from app.testing import decide, load_workflow, make_request
 
-    path = write(
-        tmp_path,
-        """\
+    dedent_body = """\
         workflow = Workflow(
             name="p",
             approvers_channel="C0APPROVERS",
@@ -445,8 +443,8 @@ def test_simulate_and_app_testing_show_the_escalation(tmp_path: Path) -> None:
             escalate_to="S0BACKUPS",
             resources=[Resource(id="orders-db", name="Orders DB", grant=hook)],
         )
-        """,
-    )
+        """
+    path = write(tmp_path, dedent_body)
 
     output = simulate(tmp_path, "--resource", "orders-db", "--duration", "1h")
 
@@ -454,6 +452,9 @@ def test_simulate_and_app_testing_show_the_escalation(tmp_path: Path) -> None:
     workflow = load_workflow(path)
     outcome = decide(workflow, make_request(workflow, "orders-db"))
     assert outcome.escalate_to == "S0BACKUPS"
+    write(tmp_path, dedent_body.replace('"S0BACKUPS"', "ON_CALL_APPROVERS"))
+    on_call = simulate(tmp_path, "--resource", "orders-db", "--duration", "1h")
+    assert "escalated to the approvers PagerDuty shows on call then" in on_call
 
 
 def test_simulate_and_app_testing_show_break_glass(tmp_path: Path) -> None:

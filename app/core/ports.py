@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -52,10 +52,17 @@ class Notifier(Protocol):
         ...
 
     def request_escalated(
-        self, session: Session, view: RequestView, to: str, waited: timedelta
+        self,
+        session: Session,
+        view: RequestView,
+        to: str,
+        waited: timedelta,
+        *,
+        people: Sequence[str] = (),
+        why: str | None = None,
     ) -> None:
-        """A stale request, re-posted to `to` (a channel, or a user group) with how long it
-        has waited."""
+        """A stale request, re-posted to `to` (a channel, a user group, or the on-call
+        approvers `people`; `why` there are none) with how long it has waited."""
         ...
 
     def request_auto_decided(

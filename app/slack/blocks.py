@@ -442,6 +442,15 @@ def escalation_message(view: RequestView, waited: timedelta) -> tuple[str, list[
     )
 
 
+def escalation_nobody(view: RequestView, waited: timedelta, why: str | None) -> str:
+    """Escalating to the on-call approvers found none of them on call."""
+    reason = f" ({fmt.escape(why)})" if why else ""
+    return (
+        f"⏫ {summary_of(view)}: it has waited {describe_duration(waited)} for a decision, and "
+        f"no approver is on call in PagerDuty to escalate to{reason}."
+    )
+
+
 def escalation_call(view: RequestView, group: str, waited: timedelta) -> str:
     """The line that calls a user group to a stale request, in the approvers' thread."""
     return (

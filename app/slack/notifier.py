@@ -7,6 +7,7 @@ pending updates of it collapse into one). `app.slack.sender` delivers them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from app.core.models import RequestState
 from app.core.outbox import Outbox
 from app.core.views import RequestView
 from app.slack import blocks
+from app.workflows.model import ON_CALL_APPROVERS
 
 # Outbox kinds, read back by app.slack.sender.
 POST = "post"  # chat.postMessage of a rendered message (a DM)
@@ -44,10 +46,31 @@ class SlackNotifier:
             self._post_request(session, view)
 
     def request_escalated(
-        self, session: Session, view: RequestView, to: str, waited: timedelta
+        self,
+        session: Session,
+        view: RequestView,
+        to: str,
+        waited: timedelta,
+        *,
+        people: Sequence[str] = (),
+        why: str | None = None,
     ) -> None:
-        """Re-post a stale request: to another channel, with its buttons; or, for a user
-        group, a line in the approvers' thread, shown in the channel, calling the group."""
+        """Re-post a stale request: to another channel, with its buttons; for a user group, a
+        line in the approvers' thread, shown in the channel, calling the group; for the
+        on-call approvers, a DM with the buttons to each (or a line saying none is)."""
+        if to == ON_CALL_APPROVERS:
+            text, message_blocks = blocks.escalation_message(view, waited)
+            for person in people:
+                self.outbox.add(
+                    session,
+                    conversation=person,
+                    kind=POST,
+                    payload={"channel": person, "text": text, "blocks": message_blocks},
+                    request_id=view.id,
+                )
+            if not people:
+                self._alert(session, view, blocks.escalation_nobody(view, waited, why))
+            return
         if to.startswith("S"):
             self._alert(session, view, blocks.escalation_call(view, to, waited))
             return

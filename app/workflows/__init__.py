@@ -5,6 +5,7 @@ from app.grants.postgres_role import PostgresRole
 from app.grants.python import Python
 from app.grants.webhook import Webhook
 from app.workflows.model import (
+    ON_CALL_APPROVERS,
     AccessRequestInfo,
     BreakGlass,
     Decision,
@@ -16,6 +17,7 @@ from app.workflows.model import (
 )
 
 __all__ = [
+    "ON_CALL_APPROVERS",
     "AccessRequestInfo",
     "BreakGlass",
     "Decision",

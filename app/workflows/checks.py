@@ -14,7 +14,15 @@ from datetime import timedelta
 
 from app.grants.base import GrantStrategy, Retry
 from app.grants.python import signature_problem
-from app.workflows.model import BreakGlass, Location, OnCall, Resource, Ticket, Workflow
+from app.workflows.model import (
+    ON_CALL_APPROVERS,
+    BreakGlass,
+    Location,
+    OnCall,
+    Resource,
+    Ticket,
+    Workflow,
+)
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -214,11 +222,13 @@ def check_escalation(workflow: Workflow, at: Location) -> Iterator[Problem]:
             f"escalate_after {after} is not shorter than request_ttl {workflow.request_ttl}: "
             "requests would expire before they escalate",
         )
-    if not isinstance(to, str) or not (CHANNEL_ID.match(to) or USERGROUP_ID.match(to)):
+    if not isinstance(to, str) or not (
+        CHANNEL_ID.match(to) or USERGROUP_ID.match(to) or to == ON_CALL_APPROVERS
+    ):
         yield Problem(
             at,
-            f"escalate_to {to!r} must be a Slack channel id (C0123ABCD) or a user group id "
-            "(S0123ABCD)",
+            f"escalate_to {to!r} must be a Slack channel id (C0123ABCD), a user group id "
+            "(S0123ABCD) or ON_CALL_APPROVERS",
         )
     elif to == workflow.approvers_channel:
         yield Problem(at, "escalate_to is the approvers' channel itself: escalate elsewhere")

@@ -107,6 +107,8 @@ class Ticket:
 
 
 MAX_TICKET = 100
+# `escalate_to=ON_CALL_APPROVERS`: DM the workflow's approvers PagerDuty shows on call now.
+ON_CALL_APPROVERS = "oncall"
 
 
 @dataclass
@@ -173,7 +175,7 @@ class Workflow:
     approve_for_less: bool = True
     ticket: Ticket | None = None  # ask for a ticket reference, shown as a link everywhere
     # A request nobody decided within `escalate_after` is re-posted to `escalate_to` (a channel
-    # id C…, or a user group id S… called in the approvers' channel), once.
+    # id C…, a user group id S… called in the approvers' channel, or ON_CALL_APPROVERS), once.
     escalate_after: timedelta | None = None
     escalate_to: str | None = None
     break_glass: BreakGlass | None = None  # emergency self-granted access, reviewed afterwards

@@ -9,7 +9,14 @@ from typing import Literal
 from app.core.durations import describe_duration
 from app.core.routing import OnCallCheck, decide_route
 from app.oncall import OnCallEvidence, OnCallResult
-from app.workflows.model import AccessRequestInfo, BreakGlass, Requester, Resource, Workflow
+from app.workflows.model import (
+    ON_CALL_APPROVERS,
+    AccessRequestInfo,
+    BreakGlass,
+    Requester,
+    Resource,
+    Workflow,
+)
 
 
 @dataclass(frozen=True)
@@ -70,10 +77,10 @@ class Outcome:
             less = ", ".join(describe_duration(d) for d in self.shorter)
             own += f"; they may approve less: {less}"
         if self.escalate_after is not None and self.escalate_to is not None:
-            own += (
-                f"; undecided after {describe_duration(self.escalate_after)}, "
-                f"escalated to {self.escalate_to}"
-            )
+            to = self.escalate_to
+            if to == ON_CALL_APPROVERS:
+                to = "the approvers PagerDuty shows on call then"
+            own += f"; undecided after {describe_duration(self.escalate_after)}, escalated to {to}"
         return (
             f"send to the approvers in {self.workflow.approvers_channel}; needs {needs} "
             f"approval{'s' if needs > 1 else ''} from {who}{own}"
