@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
@@ -178,7 +178,7 @@ class BreakGlassAccess:
         return min(times, default=None)
 
     @staticmethod
-    def _unreviewed(workflow: str):  # type: ignore[no-untyped-def]
+    def _unreviewed(workflow: str) -> Select[tuple[AccessRequest]]:
         return select(AccessRequest).where(
             AccessRequest.workflow == workflow,
             AccessRequest.decided_via == VIA,
