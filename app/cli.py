@@ -29,6 +29,7 @@ from app.config import (
     load_settings,
 )
 from app.core.durations import describe_duration
+from app.logs import configure_logging
 from app.workflows.loader import WorkflowError, load_workflows
 
 log = logging.getLogger("accessbot")
@@ -69,11 +70,17 @@ def _database_url(settings: DatabaseSettings) -> str:
     return url
 
 
+def _migrate(settings: DatabaseSettings, database_url: str) -> None:
+    """Migrate as MIGRATION_DATABASE_URL's role when set (the embedded server has one role)."""
+    from app.db.migrate import migrate
+
+    owner_url = settings.migration_database_url if settings.database_url else None
+    migrate(database_url, owner_url)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(Settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         registry = load_workflows(settings.workflows_dir)
     except WorkflowError as exc:
@@ -82,16 +89,29 @@ def cmd_serve(args: argparse.Namespace) -> None:
     for warning in registry.warnings:
         log.warning("%s", warning)
 
-    from app.db.migrate import upgrade
+    from app.db.migrate import owns_audit_log
     from app.runtime import build_runtime
     from app.server import AccessbotWsgi, make_server
 
     database_url = _database_url(settings)
-    upgrade(database_url)
+    _migrate(settings, database_url)
+    if owns_audit_log(database_url):
+        log.warning(
+            "the bot's database role owns audit_events, so it could disable the audit log's "
+            "append-only trigger; run it under a role that does not (MIGRATION_DATABASE_URL)"
+        )
     try:
         runtime = build_runtime(settings, database_url=database_url, registry=registry)
     except (BoltError, SlackApiError, OSError) as exc:  # Bolt checks the token with auth.test
         _fail(f"could not verify SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {exc}", 1)
+    from app.slack.channels import open_approvers_channels
+
+    problems = open_approvers_channels(registry, runtime.slack)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        runtime.stop(timeout=0)
+        _fail("refusing to start: approvers' channels above are open to anyone who joins", 1)
     slack_handler = None
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -99,16 +119,27 @@ def cmd_serve(args: argparse.Namespace) -> None:
         SocketModeHandler(runtime.bolt, settings.slack_app_token).connect()
         log.info("connected to Slack in Socket Mode")
     else:
-        from slack_bolt.adapter.wsgi import SlackRequestHandler
+        from app.slack.http import SlackHttp
 
-        slack_handler = SlackRequestHandler(runtime.bolt)
+        assert settings.slack_signing_secret, "required without SLACK_APP_TOKEN"
+        slack_handler = SlackHttp(
+            runtime.bolt,
+            signing_secret=settings.slack_signing_secret,
+            max_body=settings.max_body_bytes,
+        )
     server = make_server(
-        AccessbotWsgi(slack=slack_handler, engine=runtime.engine),
+        AccessbotWsgi(
+            slack=slack_handler, engine=runtime.engine, traffic=runtime.after_ack.traffic
+        ),
         host=settings.host,
         port=settings.port,
         threads=settings.worker_threads,
+        max_body=settings.max_body_bytes,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Threads hand the interpreter lock over every 5 ms by default: an ack waiting behind
+    # CPU-bound work (the ORM, rendering) would wait that long at each step. 1 ms keeps acks quick.
+    sys.setswitchinterval(0.001)
     runtime.start()
     log.info(
         "accessbot serving %d resource(s) from %s on http://%s:%s "
@@ -127,11 +158,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     settings = _settings(DatabaseSettings)
-    from app.db.migrate import upgrade
-
-    upgrade(_database_url(settings))
+    _migrate(settings, _database_url(settings))
     print("database is at the latest revision")
 
 
@@ -146,6 +175,24 @@ def cmd_workflows_check(args: argparse.Namespace) -> None:
         raise SystemExit(1) from None
     for warning in registry.warnings:
         print(warning)
+    settings = load_settings(WorkflowSettings)
+    if settings.slack_bot_token:
+        from slack_sdk import WebClient
+
+        from app.slack.channels import open_approvers_channels
+
+        client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        problems = open_approvers_channels(registry, client)
+        if problems:
+            for problem in problems:
+                print(problem)
+            print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+            raise SystemExit(1)
+    else:
+        print(
+            "note: approvers' channels were not checked for public or Slack Connect access "
+            "(set SLACK_BOT_TOKEN to check them)"
+        )
     print(f"{directory}: {len(registry.workflows)} workflow(s), {len(registry)} resource(s), OK")
 
 
@@ -213,18 +260,17 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
     from app.admin.grants import find_grant_id
     from app.core.errors import AccessError
     from app.core.models import GrantState
-    from app.db.migrate import upgrade
     from app.runtime import build_runtime
 
     settings = _settings(Settings)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING, settings.log_format)
     try:
         registry = load_workflows(settings.workflows_dir)
     except WorkflowError as exc:
         print(exc, file=sys.stderr)
         _fail("the workflows above are invalid", 1)
     url = _database_url(settings)
-    upgrade(url)
+    _migrate(settings, url)
     runtime = build_runtime(settings, database_url=url, registry=registry)
     runtime.start()  # its workers carry the revoke out, its sender tells the user
     try:
@@ -253,11 +299,11 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
 
 def _admin_sessions() -> sessionmaker[Session]:
     """The database for the admin commands: DATABASE_URL, or the embedded server, migrated."""
-    from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
 
-    url = _database_url(_settings(DatabaseSettings))
-    upgrade(url)
+    settings = _settings(DatabaseSettings)
+    url = _database_url(settings)
+    _migrate(settings, url)
     return make_session_factory(make_engine(url, pool_size=2))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,9 +19,12 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     database_url: str | None = None
+    # The owner of the tables runs the migrations when set; the bot then runs as DATABASE_URL's
+    # role, which cannot alter, empty or rewrite the audit log (see README, Security).
+    migration_database_url: str | None = None
     embedded_db_dir: Path = Path(".accessbot/postgres")
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
     def _sqlalchemy_url(cls, value: str | None) -> str | None:
         """Accept the `postgres://` URLs that Heroku-style platforms hand out."""
@@ -39,6 +42,9 @@ class WorkflowSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     workflows_dir: Path = Path("./workflows")
+    # With a token, `workflows check` also asks Slack whether approvers' channels are closed.
+    slack_bot_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
 
 
 class Settings(DatabaseSettings):
@@ -74,6 +80,13 @@ class Settings(DatabaseSettings):
     lease_margin_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)  # for work in flight at SIGTERM
     log_level: str = "INFO"
+    # text: one line per record for a terminal; json: one JSON object per line for a collector.
+    log_format: Literal["text", "json"] = "text"
+    # The largest request body accepted from Slack; larger ones get 413 unread.
+    max_body_bytes: int = Field(default=512 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
+    # Requests one person may have waiting for a decision at once, and may file per hour.
+    max_open_requests: int = Field(default=5, ge=1)
+    max_requests_per_hour: int = Field(default=20, ge=1)
 
     @field_validator("pagerduty_api_url")
     @classmethod

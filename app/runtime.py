@@ -24,6 +24,7 @@ from app.core.escalation import Escalations
 from app.core.grant_workers import GrantWorkers
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
+from app.core.limits import RequesterLimits
 from app.core.models import GrantState
 from app.core.outbox import Delivery, Outbox, OutboxQueue
 from app.core.ports import Clock, utcnow
@@ -34,7 +35,7 @@ from app.core.work import WorkLoop
 from app.db.session import make_engine, make_session_factory
 from app.oncall.pagerduty import PagerDutyOnCall, make_pagerduty_client
 from app.scheduler import Scheduler
-from app.slack.after_ack import AfterAck, shutdown_within
+from app.slack.after_ack import AckTraffic, AfterAck, shutdown_within
 from app.slack.directory import SlackDirectory
 from app.slack.listeners import register
 from app.slack.notifier import SlackNotifier
@@ -101,6 +102,7 @@ class Runtime:
     grant_workers: GrantWorkers
     outbox: OutboxQueue
     sender: WorkLoop[Delivery]  # delivers the outbox to Slack
+    slack_sender: SlackSender  # what one of its threads does with a delivery
     bolt: App
     oncall: PagerDutyOnCall | None
     listener_executor: ThreadPoolExecutor  # Bolt's: listeners validate and ack on it, no more
@@ -237,6 +239,9 @@ def build_runtime(
         wakeups=scheduler,
         router=Router(oncall=oncall, clock=clock, hook_deadline=settings.hook_deadline_seconds),
         clock=clock,
+        limits=RequesterLimits(
+            max_open=settings.max_open_requests, per_hour=settings.max_requests_per_hour
+        ),
     )
     queue = OutboxQueue(sessions=sessions, owner=owner, clock=clock)
     slack_sender = SlackSender(
@@ -246,11 +251,17 @@ def build_runtime(
         record_post=requests.posted,
         pacer=SlackPacer(settings.slack_rate_scale),
     )
+    traffic = AckTraffic()
+
+    def deliver(delivery: Delivery) -> None:
+        with traffic.background("slack-sender"):  # acks come first
+            slack_sender.deliver(delivery)
+
     sender: WorkLoop[Delivery] = WorkLoop(
         name="slack-sender",
         threads=settings.slack_sender_threads,
         claim=queue.claim,
-        handle=slack_sender.deliver,
+        handle=deliver,
         next_due=queue.next_due,
         idle_wait=min(settings.sweep_interval_seconds, 5.0),
         clock=clock,
@@ -259,7 +270,7 @@ def build_runtime(
     listener_executor = ThreadPoolExecutor(
         max_workers=settings.worker_threads, thread_name_prefix="listener"
     )
-    after_ack = AfterAck(settings.after_ack_threads)
+    after_ack = AfterAck(settings.after_ack_threads, traffic)
     bolt = App(
         client=slack,
         signing_secret=settings.slack_signing_secret,
@@ -305,6 +316,7 @@ def build_runtime(
         grant_workers=grant_workers,
         outbox=queue,
         sender=sender,
+        slack_sender=slack_sender,
         bolt=bolt,
         oncall=oncall,
         listener_executor=listener_executor,

@@ -7,21 +7,32 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import Engine
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import ErrorTask
 
 from app.db.session import database_is_reachable
+from app.slack.after_ack import AckTraffic
+from app.slack.http import DEFAULT_MAX_BODY
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class AccessbotWsgi:
-    def __init__(self, *, slack: SlackRequestHandler | None, engine: Engine) -> None:
+    def __init__(
+        self,
+        *,
+        slack: WsgiApp | None,
+        engine: Engine,
+        traffic: AckTraffic | None = None,
+    ) -> None:
         self.slack = slack
         self.engine = engine
+        self.traffic = traffic  # after-ack work yields to the requests counted here
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -30,7 +41,10 @@ class AccessbotWsgi:
                 return _plain(start_response, "200 OK", b"ok\n")
             return _plain(start_response, "503 Service Unavailable", b"database unreachable\n")
         if self.slack is not None and path == "/slack/events":
-            return self.slack(environ, start_response)
+            if self.traffic is None:
+                return self.slack(environ, start_response)
+            with self.traffic.answering():
+                return self.slack(environ, start_response)
         return _plain(start_response, "404 Not Found", b"not found\n")
 
 
@@ -41,11 +55,40 @@ def _plain(start_response: StartResponse, status: str, body: bytes) -> list[byte
     return [body]
 
 
-class HttpServer:
-    """waitress, with a stop() that is safe from another thread (tests, signal handlers)."""
+class _LoggedErrorTask(ErrorTask):
+    """waitress's own refusals (a body over the limit, a malformed request): one log line."""
 
-    def __init__(self, app: AccessbotWsgi, *, host: str, port: int, threads: int) -> None:
-        self._server = create_server(app, host=host, port=port, threads=threads, ident="accessbot")
+    def execute(self) -> None:
+        log.warning(
+            "refused a request from %s: %s",
+            self.channel.addr[0] if self.channel.addr else "?",
+            type(self.request.error).__name__,
+        )
+        super().execute()
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _LoggedErrorTask
+
+
+class HttpServer:
+    """waitress, with a stop() that is safe from another thread (tests, signal handlers).
+
+    Bodies over `max_body` bytes are refused with 413 from their Content-Length (or, chunked,
+    as soon as they grow past it), before they are read into memory."""
+
+    def __init__(
+        self, app: AccessbotWsgi, *, host: str, port: int, threads: int, max_body: int
+    ) -> None:
+        self._server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="accessbot",
+            max_request_body_size=max_body + 1,  # waitress refuses at >=
+        )
+        self._server.channel_class = _Channel
         self._stopping = threading.Event()
         self._closing = threading.Lock()  # stop() must not pull a trigger that run() closed
 
@@ -74,5 +117,12 @@ class HttpServer:
             self._server.trigger.pull_trigger()  # wake the loop so it sees the flag
 
 
-def make_server(app: AccessbotWsgi, *, host: str, port: int, threads: int = 8) -> HttpServer:
-    return HttpServer(app, host=host, port=port, threads=threads)
+def make_server(
+    app: AccessbotWsgi,
+    *,
+    host: str,
+    port: int,
+    threads: int = 8,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> HttpServer:
+    return HttpServer(app, host=host, port=port, threads=threads, max_body=max_body)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.core.models import AccessRequest
-from app.slack.after_ack import AfterAck
+from app.slack.after_ack import AckTraffic, AfterAck
 from tests.support.bot import REQUESTER, Bot
 from tests.support.slack_requests import SlackSender
 from tests.support.wait import wait_until
@@ -42,7 +42,7 @@ def test_concurrent_submissions_are_acked_before_the_slow_work(
     # Two listener threads for ten submissions: if a listener kept its thread for the work after
     # its ack (users.info, the database, the approvers' post), the later acks would queue behind
     # that work for SLOW seconds and more.
-    bot = bot_with(settings={"worker_threads": 2})
+    bot = bot_with(settings={"worker_threads": 2, "max_open_requests": SUBMISSIONS})
     bot.slack.delays["users.info"] = SLOW
 
     with ThreadPoolExecutor(max_workers=SUBMISSIONS) as pool:
@@ -108,3 +108,40 @@ def test_shutdown_waits_a_bounded_time() -> None:
 
     assert time.monotonic() - started < 2
     release.set()
+
+
+def test_background_work_yields_to_requests_being_answered() -> None:
+    """While Slack requests are being answered, each background lane runs one job at a time
+    (acks come first); once they are answered, the rest run side by side."""
+    traffic = AckTraffic()
+    after_ack = AfterAck(4, traffic)
+    running: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def job() -> None:
+        with lock:
+            running.append(1)
+            most[0] = max(most[0], len(running))
+        release.wait(5)
+        with lock:
+            running.pop()
+
+    try:
+        with traffic.answering():
+            futures = [after_ack.submit(job) for _ in range(4)]
+            wait_until(lambda: len(running) == 1, timeout=2)
+            time.sleep(0.2)  # the others had time to start, and must not have
+            assert len(running) == 1
+            # Another lane is not held back by this one's job.
+            with traffic.background("slack-sender"):
+                pass
+        wait_until(lambda: len(running) == 4, timeout=2)  # answered: all run at once
+        release.set()
+        for future in futures:
+            future.result(timeout=5)
+        assert most[0] == 4
+    finally:
+        release.set()
+        after_ack.shutdown(wait=True, timeout=5)

@@ -33,6 +33,24 @@ def bot(bot_with: Callable[..., Bot]) -> Bot:
     return bot_with(break_glass=RULE)
 
 
+def test_a_replayed_break_glass_command_grants_once(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = "break-glass orders-db 30m DB down"
+    bot.sender.command(REQUESTER, text, trigger_id="1234.5678.glass")
+    wait_until(lambda: bot.webhook.events_of("grant"), what="the grant webhook")
+
+    assert bot.sender.command(REQUESTER, text, trigger_id="1234.5678.glass").is_success
+    wait_until(
+        lambda: any("replayed submission" in r.getMessage() for r in caplog.records),
+        what="the replay to be handled",
+    )
+    assert len(bot.requests()) == 1 and len(bot.grants()) == 1
+    assert bot.audit_events().count("requested") == 1
+    alerts = bot.slack.calls_to("chat.postMessage", channel=APPROVERS_CHANNEL)
+    assert len([c for c in alerts if "BREAK-GLASS" in c.text()]) == 1
+
+
 def latest_message(bot: Bot, where: Callable[[Call], bool]) -> Call:
     """The latest post or update of the approvers' channel that `where` accepts."""
 

@@ -146,11 +146,15 @@ def test_two_instances_on_one_database_revoke_each_grant_exactly_once(
     first = bot_factory()
     second = bot_factory()
     first.webhook.latency = 0.05  # slow target: the sweeps overlap
+    # One grant per person: grants of one person to one target overlap, and only the last
+    # of those to expire revokes (tests/test_overlapping_grants.py).
     grants = [
-        insert_active_grant(first.sessions, expires_in=timedelta(seconds=-5)) for _ in range(12)
+        insert_active_grant(first.sessions, expires_in=timedelta(seconds=-5), requester=f"U{n:04d}")
+        for n in range(12)
     ]
     grants += [
-        insert_active_grant(first.sessions, expires_in=timedelta(seconds=1)) for _ in range(4)
+        insert_active_grant(first.sessions, expires_in=timedelta(seconds=1), requester=f"V{n:04d}")
+        for n in range(4)
     ]
     barrier = threading.Barrier(4)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from app.core.models import AccessRequest, Grant, GrantState, RequestState
@@ -284,14 +285,25 @@ def test_reminder_comes_before_expiry_with_an_extend_button(
     assert len([c for c in bot.slack.dms_to(REQUESTER) if "⏰" in c.text()]) == 1
 
 
-def test_short_grants_get_no_reminder(bot_with: Callable[..., Bot]) -> None:
-    bot = bot_with(settings={"reminder_minutes": 14.99})  # grants under 30 minutes: none
-    granted(bot)
+@pytest.mark.parametrize("min_grant_minutes", [30, 10])
+def test_short_grants_get_no_reminder(bot_with: Callable[..., Bot], min_grant_minutes: int) -> None:
+    # A 15-minute grant is inside the 15-minute reminder window from its first moment: only
+    # REMINDER_MIN_GRANT_MINUTES stands between it and a reminder (30: none; 10: one).
+    bot = bot_with(
+        settings={"reminder_minutes": 15, "reminder_min_grant_minutes": min_grant_minutes}
+    )
+    request, _ = granted(bot)
 
     bot.runtime.sweep()
-    time.sleep(0.5)
+    bot.runtime.settle(request.id)
 
-    assert not [c for c in bot.slack.dms_to(REQUESTER) if "⏰" in c.text()]
+    reminded = bot.grants()[0].reminded_at is not None
+    reminders = [c for c in bot.slack.dms_to(REQUESTER) if "⏰" in c.text()]
+    if min_grant_minutes > 15:
+        assert not reminded and not reminders
+    else:
+        assert reminded
+        bot.slack.wait_for("chat.postMessage", channel=REQUESTER, where=lambda c: "⏰" in c.text())
 
 
 # -- App Home and /access list --------------------------------------------------------------

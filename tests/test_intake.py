@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from app.core.models import RequestState
 from app.workflows.model import Resource
 from tests.support.bot import APPROVERS_CHANNEL, REQUESTER, Bot, default_workflows
@@ -67,6 +69,29 @@ def test_one_line_request_is_submitted_at_once(bot: Bot) -> None:
     assert post.buttons() == ["Approve", "Deny"]
     assert "fixing INC-1234 &lt;@UOTHER&gt;" in post.text()  # escaped: no mention
     assert bot.slack.calls_to("views.open") == []
+
+
+def test_a_replayed_one_line_request_files_no_second_request(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A captured /access replayed within the signature window (same trigger id) changes
+    nothing, as a replayed modal submission does (issue 9); a new command is a new request."""
+    text = "orders-db 15m fixing INC-1234"
+    bot.sender.command(REQUESTER, text, trigger_id="1234.5678.replayed")
+    wait_until(lambda: bot.requests() and bot.requests()[0].approvers_message_ts, what="post")
+
+    for _ in range(2):
+        assert bot.sender.command(REQUESTER, text, trigger_id="1234.5678.replayed").is_success
+    wait_until(
+        lambda: len([r for r in caplog.records if "replayed submission" in r.getMessage()]) == 2,
+        what="the two replays to be handled",
+    )
+    assert len(bot.requests()) == 1
+    assert bot.audit_events().count("requested") == 1
+    assert len(bot.slack.calls_to("chat.postMessage", channel=APPROVERS_CHANNEL)) == 1
+
+    bot.sender.command(REQUESTER, text, trigger_id="1234.5678.another")
+    wait_until(lambda: len(bot.requests()) == 2, what="the new command's request")
 
 
 def test_one_line_request_with_a_problem_opens_the_modal_prefilled(bot: Bot) -> None:

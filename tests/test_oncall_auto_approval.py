@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from app.core.models import GrantState, RequestState
+from app.oncall import OnCallResult
 from app.workflows.model import OnCall, Workflow
 from tests.support.bot import APPROVERS_CHANNEL, REQUESTER, Bot, default_workflows
 from tests.support.fake_pagerduty import FakePagerDuty
@@ -267,3 +268,26 @@ def test_the_cap_holds_when_requests_arrive_at_once(
     )
     assert sorted(r.auto_approved for r in bot.requests()) == [False] * 4 + [True]
     assert len(bot.slack.wait_for("chat.postMessage", channel=APPROVERS_CHANNEL, count=5)) == 5
+
+
+def test_an_unexpected_on_call_checker_error_goes_to_humans_at_once(
+    oncall_bot: Callable[..., Bot], pagerduty: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pagerduty.add_oncall("PALICE", *PAYMENTS, 1, "SWEEKLY", "Payments Weekly")
+    bot = oncall_bot()  # the sweep runs every 30 s: a stalled request would wait for it
+    assert bot.runtime.oncall is not None
+
+    def broken(email: str, rule: OnCall) -> OnCallResult:
+        raise KeyError("a bug in the checker, not an HTTP error")
+
+    monkeypatch.setattr(bot.runtime.oncall, "check", broken)
+    started = time.monotonic()
+    submit(bot)
+    post = approvers_post(bot)
+
+    assert time.monotonic() - started < 5
+    assert post.buttons() == ["Approve", "Deny"]
+    assert "the on-call check failed unexpectedly (KeyError)" in post.text()
+    (request,) = bot.requests()
+    assert request.state == RequestState.PENDING and request.routed_at is not None
+    assert bot.grants() == [] and bot.webhook.attempts == []

@@ -154,7 +154,7 @@ class SenderProbe:
     def __init__(self, runtime: Runtime) -> None:
         loop = runtime.sender
         handle = loop._handle  # the SlackSender's deliver, run on the loop's threads
-        client = handle.__self__.client
+        client = runtime.slack_sender.client
         api_call = client.api_call
         local = threading.local()
         self.calls: list[SenderCall] = []

@@ -6,7 +6,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -162,7 +162,45 @@ def test_missing_login_is_a_grant_error(cluster: Cluster) -> None:
     nobody = context(f"nobody_{cluster.suffix}@example.com")
     with pytest.raises(GrantError, match=f"no database login 'nobody_{cluster.suffix}'"):
         strategy(cluster.group).grant(nobody)
-    strategy(cluster.group).revoke(nobody)  # nothing to take back: done
+    # A revoke that must guess the login (none recorded) and finds none is not "done".
+    with pytest.raises(GrantError, match="did not record which login"):
+        strategy(cluster.group).revoke(replace(nobody, event="revoke"))
+    # The recorded login is gone: so is the access.
+    gone = replace(nobody, event="revoke", undo={"login": f"nobody_{cluster.suffix}"})
+    strategy(cluster.group).revoke(gone)
+
+
+def test_keeps_the_strategy_contract(cluster: Cluster) -> None:
+    from app.testing import check_strategy
+
+    member = lambda: cluster.select_as(cluster.login) == "ok"  # noqa: E731
+    nobody = context(f"nobody_{cluster.suffix}@example.com")
+    assert (
+        check_strategy(
+            strategy(cluster.group),
+            alice(cluster),
+            has_access=member,
+            failing=[(strategy(cluster.group), nobody)],
+        )
+        == []
+    )
+    with cluster.admin() as conn:  # a membership she had before: reported, and kept
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(
+                sql.Identifier(cluster.group), sql.Identifier(cluster.login)
+            )
+        )
+    assert strategy(cluster.group).grant(alice(cluster)).already_had
+    assert check_strategy(strategy(cluster.group), alice(cluster), has_access=member) == []
+
+
+def test_revoke_takes_back_the_recorded_login_after_the_mapping_changed(cluster: Cluster) -> None:
+    context_ = alice(cluster)
+    granted = strategy(cluster.group).grant(context_)
+    assert granted.undo == {"login": cluster.login, "role": cluster.group}
+    edited = strategy(cluster.group, login="{slack_id}")  # the workflow file was edited
+    edited.revoke(replace(context_, event="revoke", undo=dict(granted.undo)))
+    assert cluster.select_as(cluster.login) == "denied"
 
 
 def test_missing_group_role_is_a_grant_error(cluster: Cluster) -> None:
@@ -262,7 +300,8 @@ def test_injected_login_is_only_an_identifier(cluster: Cluster) -> None:
 
     with pytest.raises(GrantError, match="no database login 'alice; DROP TABLE orders'"):
         grant.grant(alice(cluster))
-    grant.revoke(alice(cluster))
+    with pytest.raises(GrantError, match="no database login 'alice; DROP TABLE orders'"):
+        grant.revoke(alice(cluster))
     assert cluster.table_exists()
 
 

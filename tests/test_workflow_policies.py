@@ -63,16 +63,39 @@ def test_without_approvers_the_channel_members_approve_and_leaving_takes_the_rig
     bot_with: Callable[..., Bot], fake_slack: FakeSlack
 ) -> None:
     fake_slack.channel_members[APPROVERS_CHANNEL] = ["UBOT", APPROVER, APPROVER_2, REQUESTER]
-    bot = bot_with(settings={"approvers_cache_seconds": 0}, approvers=[])
-    request, _ = bot.request_access()
+    cache = 1.0
+    bot = bot_with(settings={"approvers_cache_seconds": cache}, approvers=[])
+    first, _ = bot.request_access()
+    second, _ = bot.request_access()
+    bot.click(APPROVER, Ids.APPROVE, first)  # Bob approves while a member: the cache fills
+    wait_until(lambda: bot.requests()[0].state == RequestState.APPROVED, what="first approved")
     fake_slack.channel_members[APPROVERS_CHANNEL].remove(APPROVER)  # Bob leaves the channel
+    left = time.monotonic()
+    time.sleep(cache + 0.2)  # APPROVERS_CACHE_SECONDS: then the channel is asked again
 
-    bot.click(APPROVER, Ids.APPROVE, request)
-    bot.slack.wait_for("chat.postEphemeral", user=APPROVER)
-    assert bot.requests()[0].state == RequestState.PENDING
-    bot.click(APPROVER_2, Ids.APPROVE, request)
+    bot.click(APPROVER, Ids.APPROVE, second)
+    refusal = bot.slack.wait_for("chat.postEphemeral", user=APPROVER)[0]
+    assert "not an approver" in refusal.text() and time.monotonic() - left < cache + 5
+    assert bot.requests()[1].state == RequestState.PENDING
+    bot.click(APPROVER_2, Ids.APPROVE, second)
+    wait_until(lambda: bot.requests()[1].state == RequestState.APPROVED, what="Carol approves")
 
-    wait_for_state(bot, RequestState.APPROVED)
+
+def test_the_approvers_cache_spares_slack_within_its_lifetime(
+    bot_with: Callable[..., Bot], fake_slack: FakeSlack
+) -> None:
+    fake_slack.channel_members[APPROVERS_CHANNEL] = ["UBOT", APPROVER, APPROVER_2, REQUESTER]
+    bot = bot_with(settings={"approvers_cache_seconds": 600}, approvers=[])
+    first, _ = bot.request_access()
+    second, _ = bot.request_access()
+    bot.click(APPROVER, Ids.APPROVE, first)
+    wait_until(lambda: bot.requests()[0].state == RequestState.APPROVED, what="first approved")
+    asked = len(fake_slack.calls_to("conversations.members"))
+
+    bot.click(APPROVER_2, Ids.APPROVE, second)
+    wait_until(lambda: bot.requests()[1].state == RequestState.APPROVED, what="second approved")
+
+    assert len(fake_slack.calls_to("conversations.members")) == asked
 
 
 def test_directory_failure_refuses_the_click(

@@ -4,7 +4,7 @@ Reviewed (or revokes it), and a grant nobody reviewed in time is announced again
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -70,9 +70,16 @@ class BreakGlassAccess:
         return errors
 
     def break_glass(
-        self, *, requester_id: str, resource_id: str, duration_seconds: str, reason: str
+        self,
+        *,
+        requester_id: str,
+        resource_id: str,
+        duration_seconds: str,
+        reason: str,
+        submission_id: str | None = None,
     ) -> RequestView:
-        """Grant at once to a permitted requester. Asks Slack who is permitted: after the ack."""
+        """Grant at once to a permitted requester. Asks Slack who is permitted: after the ack.
+        `submission_id` (the command's trigger id): a replayed command grants nothing more."""
         errors = self.validate(
             resource_id=resource_id, duration_seconds=duration_seconds, reason=reason
         )
@@ -91,7 +98,9 @@ class BreakGlassAccess:
         person = self.directory.person(requester_id)
         text = reason.strip()
         route = Route("approve", f"Break-glass: {text}", VIA, evidence={"break_glass": True})
-        view = self.requests.submit_decided(found, person, duration, text, route)
+        view = self.requests.submit_decided(
+            found, person, duration, text, route, submission_id=submission_id
+        )
         self.wakeups.wake_at(self.clock() + rule.review_after)
         return view
 
@@ -155,7 +164,7 @@ class BreakGlassAccess:
                         )
                         session.flush()
                         view = self.requests.find_view_in(session, request)
-                        self.notifier.note(session, view, _reminder(view, rule.mention(), waited))
+                        self.notifier.break_glass_unreviewed(session, view, waited)
                 done += len(due)
                 if len(due) < BATCH:
                     break
@@ -186,11 +195,3 @@ class BreakGlassAccess:
             AccessRequest.reviewed_at.is_(None),
             AccessRequest.escalated_at.is_(None),
         )
-
-
-def _reminder(view: RequestView, mention: str, waited: timedelta) -> str:
-    return (
-        f"🚨 {mention} <@{view.requester_slack_id}>'s break-glass access is still unreviewed "
-        f"after {describe_duration(waited)}. An approver: check it, then click *Reviewed* "
-        "(or *Revoke*)."
-    )

@@ -90,8 +90,8 @@ class GrantWorkers:
                 self._in_flight[key] += 1
                 taken.append(claim)
         if len(taken) < len(claims):
-            skipped = [c.grant_id for c in claims if c not in taken]
-            self.lifecycle.release(skipped)
+            kept = {c.grant_id for c in taken}
+            self.lifecycle.release([c.grant_id for c in claims if c.grant_id not in kept])
         return taken
 
     def _handle(self, claim: Claim) -> None:
@@ -106,7 +106,7 @@ class GrantWorkers:
                 self.loop.kick()  # the target has room again
 
         try:
-            self.lifecycle.attempt(claim.grant_id, call_done=call_done)
+            self.lifecycle.attempt(claim, call_done=call_done)
         except Exception:
             call_done()  # the call never started (the database failed around it)
             raise

@@ -3,11 +3,12 @@
 The database is the source of truth and the work queue. A grant that needs work has `due_at`
 set; a worker claims it with a lease in a short transaction (`claim_due`), then `attempt`:
 
-1. `_prepare`, a short transaction: check the lease is still ours, move an expired grant to
+1. in the claiming transaction (batched, `_plan`): move an expired grant to
    revoking, extend the lease to cover the call, and read what the strategy needs;
 2. the strategy's call, with no transaction or row lock open, under a hard deadline;
 3. `_finish`, a short transaction: only while the lease is still ours, record the outcome and
-   the messages it causes (the outbox), then clear the lease.
+   the messages it causes (the outbox), then clear the lease. Outcomes that arrive together
+   share one transaction (`GroupCommit`).
 
 A worker that dies loses its lease when it runs out, and another takes the grant over. Whatever
 a strategy does (raises anything, returns garbage text, hangs) is recorded for that grant
@@ -19,18 +20,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
-from app.core import audit
+from app.core import audit, overlap
 from app.core.audit import SYSTEM_ACTOR, Event
 from app.core.deadline import DeadlineExceeded, call_with_deadline
 from app.core.durations import describe_duration
 from app.core.errors import NotAllowed
+from app.core.group_commit import GroupCommit
 from app.core.hooks import AfterHook, AfterHooks
 from app.core.models import AccessRequest, Grant, GrantState
 from app.core.ports import Clock, Notifier, Wakeups
@@ -44,19 +47,33 @@ log = logging.getLogger(__name__)
 DEFAULT_DEADLINE = 10.0  # seconds a strategy call may take, unless the strategy says otherwise
 DEADLINE_GRACE = 0.25  # a strategy that bounds its own calls reports its own timeout first
 LEASE_MARGIN = timedelta(seconds=30)  # a lease outlives the call it covers by this much
-CLAIM_LEASE = timedelta(seconds=60)  # from claim to _prepare (a worker is free: immediate)
+CLAIM_LEASE = timedelta(seconds=60)  # set by the claim, then `_plan` sets the call's own
+ANSWER_LIMIT = 200  # characters of a target's answer kept in the audit log
 ERROR_LIMIT = 2000  # characters of a strategy's error kept in grants.last_error and the audit
 
 
-@dataclass(frozen=True)
-class Claim:
-    grant_id: uuid.UUID
-    resource_id: str
+class _Failure(str):
+    """Why a call failed, as people may read it; the target's own answer rides along for the
+    audit log alone (it may hold anything the target chose to echo)."""
+
+    answer: str | None
+
+    def __new__(cls, message: str, *, answer: str | None = None) -> _Failure:
+        failure = super().__new__(cls, message)
+        failure.answer = clean(answer, ANSWER_LIMIT) if answer else None
+        return failure
+
+
+def _answer(error: str | None) -> dict[str, str]:
+    """The target's answer to a failed call, as audit detail (and nowhere else)."""
+    if isinstance(error, _Failure) and error.answer:
+        return {"target_answer": error.answer}
+    return {}
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """One strategy call to make, read in `_prepare`."""
+    """One strategy call to make, prepared when the grant was claimed."""
 
     grant_id: uuid.UUID
     operation: str  # grant, revoke, extend
@@ -65,6 +82,17 @@ class _Plan:
     deadline: float
     extension_id: uuid.UUID | None = None
     started_at: datetime | None = None  # when the grant's time began (a grant's first call)
+
+
+@dataclass(frozen=True)
+class Claim:
+    grant_id: uuid.UUID
+    resource_id: str
+    plan: _Plan | None  # None: nothing to call (the grant was released, or needs no work now)
+
+
+# What a call came to: its plan, why it failed (None: it succeeded), and what it returned.
+_Outcome = tuple[_Plan, str | None, object]
 
 
 @dataclass
@@ -109,11 +137,17 @@ class GrantLifecycle:
         self.reminder_min_grant = reminder_min_grant
         # Told whenever a grant becomes due now (a new approval, a give-back): the workers.
         self.on_due: Callable[[], None] = lambda: None
+        # Outcomes that arrive together are recorded in one transaction.
+        self._finishing: GroupCommit[_Outcome, _After | None] = GroupCommit(
+            run_batch=self._finish_many, run_one=self._finish
+        )
 
     # -- the work queue --------------------------------------------------------------------
 
     def claim_due(self, limit: int, *, skip_resources: Collection[str] = ()) -> list[Claim]:
-        """Lease up to `limit` due grants, earliest due first, none of `skip_resources`."""
+        """Lease up to `limit` due grants, earliest due first, none of `skip_resources`, and
+        prepare each one's call, all in one short transaction (batched: no per-grant round trip
+        of its own before its call)."""
         if limit <= 0:
             return []
         now = self.clock()
@@ -131,17 +165,30 @@ class GrantLifecycle:
         if skip_resources:
             due = due.where(AccessRequest.resource_id.not_in(list(skip_resources)))
         with self.sessions.begin() as session:
-            rows = session.execute(
+            ids = session.scalars(
                 update(Grant)
-                .where(Grant.id.in_(due.scalar_subquery()), AccessRequest.id == Grant.request_id)
+                .where(Grant.id.in_(due.scalar_subquery()))
                 .values(lease_owner=self.owner, lease_until=now + CLAIM_LEASE)
-                .returning(Grant.id, AccessRequest.resource_id)
+                .returning(Grant.id)
                 .execution_options(synchronize_session=False)
             ).all()
-        return [Claim(grant_id, resource_id) for grant_id, resource_id in rows]
+            if not ids:
+                return []
+            # Locked by the UPDATE above until this transaction ends; earliest due first.
+            grants = _with_backrefs(
+                session.scalars(select(Grant).where(Grant.id.in_(ids)).order_by(Grant.due_at))
+            )
+            # Overlap decisions lock each person; all at once, in one order, so two batches
+            # can never wait on each other.
+            overlap.lock_people(session, [grant.request.requester_slack_id for grant in grants])
+            claims = [
+                Claim(grant.id, grant.request.resource_id, self._plan(session, grant, now))
+                for grant in grants
+            ]
+        return claims
 
     def release(self, grant_ids: Collection[uuid.UUID]) -> None:
-        """Hand claimed grants back untouched (their target is full): due again at once."""
+        """Hand claimed grants back (their target is full): due again at once."""
         with self.sessions.begin() as session:
             session.execute(
                 update(Grant)
@@ -161,43 +208,48 @@ class GrantLifecycle:
         with self.sessions() as session:
             return session.scalar(query)
 
-    def attempt(self, grant_id: uuid.UUID, *, call_done: Callable[[], None] = lambda: None) -> None:
+    def attempt(self, claim: Claim, *, call_done: Callable[[], None] = lambda: None) -> None:
         """Do the work a claimed grant is due for. `call_done` runs once the strategy call has
         really ended (which may be after its deadline), or at once when no call is made."""
-        plan = self._prepare(grant_id)
+        plan = claim.plan
         if plan is None:
             call_done()
             return
-        error = self._call(plan, call_done)
-        after = self._finish(plan, error)
+        error, result = self._call(plan, call_done)
+        after = self._finishing.submit((plan, error, result))
         if after is not None:
             self._run_after(after)
 
-    def _call(self, plan: _Plan, call_done: Callable[[], None]) -> str | None:
-        """The strategy's call with no transaction open: None when it succeeded, else why not."""
+    def _call(self, plan: _Plan, call_done: Callable[[], None]) -> tuple[str | None, object]:
+        """The strategy's call with no transaction open: (None, what it returned) when it
+        succeeded, else (why not, None)."""
         strategy = plan.strategy
         if strategy is None:
             call_done()
             message = f"resource {plan.context.resource!r} is no longer defined"
             if plan.operation == "revoke":
                 message += ": revoke this access by hand"
-            return message
+            return message, None
         method = strategy.revoke if plan.operation == "revoke" else strategy.grant
         try:
-            call_with_deadline(
+            result = call_with_deadline(
                 lambda: method(plan.context),
                 plan.deadline + DEADLINE_GRACE,
                 name=f"{plan.operation}-{plan.grant_id}",
                 done=call_done,
             )
         except GrantError as exc:
-            return clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)"
+            failure = _Failure(
+                clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)",
+                answer=exc.answer,
+            )
+            return failure, None
         except DeadlineExceeded as exc:
-            return f"{strategy.describe()} {exc}"
+            return f"{strategy.describe()} {exc}", None
         except Exception as exc:  # a strategy bug: recorded for this grant alone
             log.exception("%s of grant %s raised", plan.operation, plan.grant_id)
-            return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT)
-        return None
+            return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT), None
+        return None, result
 
     # -- early revocation, extension, reminders ---------------------------------------------
 
@@ -295,80 +347,116 @@ class GrantLifecycle:
 
     # -- one attempt: prepare, call, finish --------------------------------------------------
 
-    def _prepare(self, grant_id: uuid.UUID) -> _Plan | None:
-        with self.sessions.begin() as session:
-            grant = self._leased(session, grant_id)
-            if grant is None:
-                return None
-            now = self.clock()
-            name, strategy = self._strategy(grant)
-            state = GrantState(grant.state)
-            if state == GrantState.ACTIVE:
-                assert grant.expires_at is not None
-                if grant.expires_at <= now:
-                    self._start_revoking(session, grant, "expired", SYSTEM_ACTOR)
-                    audit.record(
-                        session,
-                        Event.EXPIRED,
-                        actor=SYSTEM_ACTOR,
-                        request_id=grant.request_id,
-                        grant_id=grant.id,
-                        expires_at=_iso(grant.expires_at),
-                    )
-                    operation = "revoke"
-                elif grant.extension_request_id is not None:
-                    operation = "extend"
-                else:  # extended meanwhile, or a stale due time: nothing to do yet
-                    grant.due_at = grant.expires_at
-                    self._release(grant)
-                    return None
-            elif state == GrantState.GRANTING:
-                operation = "grant"
-            elif state == GrantState.REVOKING:
+    def _plan(self, session: Session, grant: Grant, now: datetime) -> _Plan | None:
+        """In the claiming transaction: what this grant's call is to be, or None (released)."""
+        name, strategy = self._strategy(grant)
+        state = GrantState(grant.state)
+        if state == GrantState.ACTIVE:
+            assert grant.expires_at is not None
+            if grant.expires_at <= now:
+                self._start_revoking(session, grant, "expired", SYSTEM_ACTOR)
+                audit.record(
+                    session,
+                    Event.EXPIRED,
+                    actor=SYSTEM_ACTOR,
+                    request_id=grant.request_id,
+                    grant_id=grant.id,
+                    expires_at=_iso(grant.expires_at),
+                )
                 operation = "revoke"
-            else:
-                grant.due_at = None
+            elif grant.extension_request_id is not None:
+                operation = "extend"
+            else:  # extended meanwhile, or a stale due time: nothing to do yet
+                grant.due_at = grant.expires_at
                 self._release(grant)
                 return None
-            deadline = strategy_deadline(strategy)
-            grant.lease_until = now + timedelta(seconds=deadline) + self.lease_margin
-            extension_id = grant.extension_request_id if operation == "extend" else None
-            if operation == "grant":
-                expires_at = now + grant.request.duration
-                if grant.request.not_after is not None:  # OnCall(end_with_shift=True)
-                    expires_at = min(expires_at, grant.request.not_after)
-            elif operation == "extend":
-                extension = session.get_one(AccessRequest, extension_id)
-                assert grant.expires_at is not None
-                expires_at = grant.expires_at + extension.duration
-                if extension.not_after is not None:  # OnCall(end_with_shift=True)
-                    expires_at = max(grant.expires_at, min(expires_at, extension.not_after))
-            else:
-                assert grant.expires_at is not None
-                expires_at = grant.expires_at
-            context = self._context(grant, name, operation, expires_at, extension_id)
-        return _Plan(grant_id, operation, strategy, context, deadline, extension_id, now)
-
-    def _finish(self, plan: _Plan, error: str | None) -> _After | None:
-        with self.sessions.begin() as session:
-            grant = self._leased(session, plan.grant_id)
-            if grant is None:
-                log.warning(
-                    "lost the lease on grant %s during its %s call; its new owner redoes it",
-                    plan.grant_id,
-                    plan.operation,
-                )
-                return None
-            after = _After()
-            if plan.operation == "grant":
-                self._finish_grant(session, grant, plan, error, after)
-            elif plan.operation == "extend":
-                self._finish_extend(session, grant, plan, error, after)
-            else:
-                self._finish_revoke(session, grant, error, after)
-            if GrantState(grant.state) in (GrantState.REVOKED, GrantState.FAILED):
-                self._fail_pending_extension(session, grant, "the access has ended")
+        elif state == GrantState.GRANTING:
+            operation = "grant"
+        elif state == GrantState.REVOKING:
+            operation = "revoke"
+        else:
+            grant.due_at = None
             self._release(grant)
+            return None
+        decision = overlap.decide(session, grant, operation, now)
+        if not decision.proceed:  # a covering grant's call is in flight: look again soon
+            grant.due_at = decision.retry_at
+            self._release(grant)
+            return None
+        if decision.kept:  # no revoke is sent: the access stays (the audit says why)
+            strategy = overlap.KeepAccess(f"access kept ({decision.kept})")
+        deadline = strategy_deadline(strategy)
+        grant.lease_until = now + timedelta(seconds=deadline) + self.lease_margin
+        extension_id = grant.extension_request_id if operation == "extend" else None
+        if operation == "grant":
+            expires_at = now + grant.request.duration
+            if grant.request.not_after is not None:  # OnCall(end_with_shift=True)
+                expires_at = min(expires_at, grant.request.not_after)
+        elif operation == "extend":
+            extension = session.get_one(AccessRequest, extension_id)
+            assert grant.expires_at is not None
+            expires_at = grant.expires_at + extension.duration
+            if extension.not_after is not None:  # OnCall(end_with_shift=True)
+                expires_at = max(grant.expires_at, min(expires_at, extension.not_after))
+        else:
+            assert grant.expires_at is not None
+            expires_at = grant.expires_at
+        context = self._context(grant, name, operation, expires_at, extension_id)
+        return _Plan(grant.id, operation, strategy, context, deadline, extension_id, now)
+
+    def _finish(self, outcome: _Outcome) -> _After | None:
+        return self._finish_many([outcome])[0]
+
+    def _finish_many(self, outcomes: Sequence[_Outcome]) -> list[_After | None]:
+        """Record the outcomes of calls in one short transaction (group commit)."""
+        with self.sessions.begin() as session:
+            ids = sorted({plan.grant_id for plan, _, _ in outcomes})  # one lock order for all
+            grants = {
+                grant.id: grant
+                for grant in _with_backrefs(
+                    session.scalars(
+                        select(Grant)
+                        .where(Grant.id.in_(ids), Grant.lease_owner == self.owner)
+                        .order_by(Grant.id)
+                        .with_for_update(of=Grant)
+                    )
+                )
+            }
+            overlap.lock_people(
+                session, [grant.request.requester_slack_id for grant in grants.values()]
+            )
+            return [
+                self._finish_leased(session, grants.get(plan.grant_id), plan, error, result)
+                for plan, error, result in outcomes
+            ]
+
+    def _finish_leased(
+        self,
+        session: Session,
+        grant: Grant | None,
+        plan: _Plan,
+        error: str | None,
+        result: object = None,
+    ) -> _After | None:
+        if grant is None:
+            log.warning(
+                "lost the lease on grant %s during its %s call; its new owner redoes it",
+                plan.grant_id,
+                plan.operation,
+            )
+            return None
+        after = _After()
+        if plan.operation == "grant":
+            if error is None:
+                overlap.after_grant(session, grant, result)
+            self._finish_grant(session, grant, plan, error, after)
+        elif plan.operation == "extend":
+            self._finish_extend(session, grant, plan, error, after)
+        else:
+            self._finish_revoke(session, grant, error, after)
+        if GrantState(grant.state) in (GrantState.REVOKED, GrantState.FAILED):
+            self._fail_pending_extension(session, grant, "the access has ended")
+        self._release(grant)
         return after
 
     def _finish_grant(
@@ -410,13 +498,14 @@ class GrantLifecycle:
                 attempts=grant.attempts,
                 error=error,
                 compensating_revoke=True,
+                **_answer(error),
             )
             log.warning("grant %s failed for good; revoking it in case it applied", grant.id)
             grant.expires_at = grant.expires_at or plan.context.expires_at
             self._start_revoking(session, grant, "grant_failed", SYSTEM_ACTOR)
             grant.end_note = error
             return
-        self._schedule_retry(session, grant, Event.GRANT_ATTEMPT_FAILED, retry)
+        self._schedule_retry(session, grant, Event.GRANT_ATTEMPT_FAILED, retry, _answer(error))
         log.info("grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
         self.notifier.grant_progress(session, self._view(session, grant))
 
@@ -454,7 +543,7 @@ class GrantLifecycle:
             return
         grant.attempts += 1
         grant.last_error = error
-        self._schedule_retry(session, grant, Event.REVOKE_ATTEMPT_FAILED, retry)
+        self._schedule_retry(session, grant, Event.REVOKE_ATTEMPT_FAILED, retry, _answer(error))
         log.warning("revoke of grant %s attempt %d failed: %s", grant.id, grant.attempts, error)
         view = self._view(session, grant)
         if _alert_now(grant.attempts, retry.attempts):
@@ -500,7 +589,14 @@ class GrantLifecycle:
         )
         after.wake_at.append(self._reminder_time(grant))
 
-    def _schedule_retry(self, session: Session, grant: Grant, event: Event, retry: Retry) -> None:
+    def _schedule_retry(
+        self,
+        session: Session,
+        grant: Grant,
+        event: Event,
+        retry: Retry,
+        answer: dict[str, str] | None = None,
+    ) -> None:
         """After a failed attempt (counted in `grant.attempts`, why in `last_error`)."""
         grant.next_attempt_at = grant.due_at = self.clock() + retry.delay(grant.attempts)
         audit.record(
@@ -512,6 +608,7 @@ class GrantLifecycle:
             attempt=grant.attempts,
             error=grant.last_error,
             next_attempt_at=_iso(grant.next_attempt_at),
+            **(answer or {}),
         )
 
     def _cannot_extend(self, session: Session, grant: Grant, plan: _Plan) -> str | None:
@@ -550,14 +647,6 @@ class GrantLifecycle:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _leased(self, session: Session, grant_id: uuid.UUID) -> Grant | None:
-        """The grant, locked for this short transaction, if our lease on it still holds."""
-        return session.scalars(
-            select(Grant)
-            .where(Grant.id == grant_id, Grant.lease_owner == self.owner)
-            .with_for_update(of=Grant)
-        ).one_or_none()
-
     @staticmethod
     def _release(grant: Grant) -> None:
         grant.lease_owner = None
@@ -582,7 +671,6 @@ class GrantLifecycle:
         return found[1].name, found[1].grant
 
     def _view(self, session: Session, grant: Grant) -> RequestView:
-        session.flush()
         name, _ = self._strategy(grant)
         return RequestView.of(grant.request, name)
 
@@ -612,6 +700,7 @@ class GrantLifecycle:
             approved_by=",".join(a.approver_slack_id for a in request.approvals)
             or request.decided_by,
             justification=request.justification,
+            undo=dict(grant.undo or {}) if operation == "revoke" else {},
         )
 
     def _run_after(self, after: _After) -> None:
@@ -626,6 +715,15 @@ ENDED_BEFORE_EXTENSION = {
     "revoked": "the access was revoked",
     "grant_failed": "the grant failed",
 }
+
+
+def _with_backrefs(grants: Iterable[Grant]) -> list[Grant]:
+    """Grants loaded with their request (joined): tell each request its grant too, which it
+    would otherwise load with one query per grant."""
+    loaded = list(grants)
+    for grant in loaded:
+        set_committed_value(grant.request, "grant", grant)
+    return loaded
 
 
 def _retry(strategy: GrantStrategy | None) -> Retry:

@@ -73,6 +73,7 @@ class AccessRequest(Base):
     escalated_at: Mapped[datetime | None]
     reviewed_by: Mapped[str | None] = mapped_column(String(64))  # a break-glass grant's reviewer
     reviewed_at: Mapped[datetime | None]
+    slack_view_id: Mapped[str | None] = mapped_column(String(64))  # one request per submission
 
     grant: Mapped[Grant | None] = relationship(
         back_populates="request", lazy="selectin", foreign_keys="Grant.request_id"
@@ -83,6 +84,12 @@ class AccessRequest(Base):
 
     __table_args__ = (
         Index("ix_access_requests_requester", "requester_slack_id", "created_at"),
+        Index(
+            "uq_access_requests_slack_view_id",
+            "slack_view_id",
+            unique=True,
+            postgresql_where=text("slack_view_id IS NOT NULL"),
+        ),
         Index("ix_access_requests_state_pending_until", "state", "pending_until"),
         Index(
             "ix_access_requests_unrouted", "created_at", postgresql_where=text("routed_at IS NULL")
@@ -135,6 +142,12 @@ class Grant(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
     extension_request_id: Mapped[uuid.UUID | None]  # an approved extension to carry out
+
+    # What the strategy's grant call said undoes it (handed back at revoke), whether the person
+    # had the access before (then it is never taken away), and why a revoke sent nothing.
+    undo: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    held_before: Mapped[bool] = mapped_column(default=False, server_default="false")
+    kept: Mapped[str | None] = mapped_column(String(20))  # held_before, another_grant
 
     request: Mapped[AccessRequest] = relationship(
         back_populates="grant", lazy="joined", innerjoin=True, foreign_keys=[request_id]

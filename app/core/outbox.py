@@ -26,14 +26,21 @@ from app.core.text import clean
 log = logging.getLogger(__name__)
 
 _ADDED = "outbox_added"
+_WAITING = "outbox_waiting"
 
 
 class Outbox:
-    """The writing side. `on_commit` runs after a commit that added messages (wake the sender)."""
+    """The writing side. `on_commit` runs after a commit that added messages (wake the sender).
+
+    Messages added in a transaction are written together just before it commits (one INSERT
+    for all, in the order they were added), not one statement each: a batch of grants finished
+    in one transaction costs one round trip for its messages."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.on_commit: Callable[[], None] = lambda: None
+        event.listen(sessions, "before_commit", self._before_commit)
         event.listen(sessions, "after_commit", self._after_commit)
+        event.listen(sessions, "after_rollback", self._after_rollback)
 
     def add(
         self,
@@ -47,27 +54,44 @@ class Outbox:
     ) -> None:
         """Queue one message. With `collapse_key`, a message with the same key still waiting
         (not yet taken by a sender) stands for this one: it is rendered at delivery."""
-        statement = insert(OutboxMessage).values(
-            conversation=conversation,
-            kind=kind,
-            payload=payload,
-            request_id=request_id,
-            collapse_key=collapse_key,
+        waiting: list[dict[str, Any]] = session.info.setdefault(_WAITING, [])
+        if collapse_key is not None and any(m["collapse_key"] == collapse_key for m in waiting):
+            return  # already queued in this transaction: it stands for this one
+        waiting.append(
+            {
+                "conversation": conversation,
+                "kind": kind,
+                "payload": payload,
+                "request_id": request_id,
+                "collapse_key": collapse_key,
+            }
         )
-        if collapse_key is not None:
-            # Touching the waiting row (rather than DO NOTHING) locks it until this transaction
-            # commits, so a sender cannot take it and render the state from before this change.
-            statement = statement.on_conflict_do_update(
-                index_elements=["collapse_key"],
-                index_where=text("done_at IS NULL AND lease_owner IS NULL"),
-                set_={"collapse_key": statement.excluded.collapse_key},
-            )
-        session.execute(statement)
+
+    def _before_commit(self, session: Session) -> None:
+        waiting = session.info.pop(_WAITING, None)
+        if not waiting:
+            return
+        statement = insert(OutboxMessage)
+        # A waiting message with the same collapse key stands for the new one. Touching it
+        # (rather than DO NOTHING) locks it until this transaction commits, so a sender cannot
+        # take it and render the state from before this change.
+        statement = statement.on_conflict_do_update(
+            index_elements=["collapse_key"],
+            index_where=text("done_at IS NULL AND lease_owner IS NULL"),
+            set_={"collapse_key": statement.excluded.collapse_key},
+        )
+        # One cached statement, its rows sent in batches, in the order they were added.
+        session.execute(statement, waiting)
         session.info[_ADDED] = True
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(_ADDED, False):
             self.on_commit()
+
+    @staticmethod
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(_WAITING, None)
+        session.info.pop(_ADDED, None)
 
 
 @dataclass(frozen=True)
@@ -117,10 +141,17 @@ class OutboxQueue:
             ids = list(session.scalars(ready))
             if not ids:
                 return []
+            # Rows another sender is claiming right now are skipped, not waited for.
+            free = (
+                select(OutboxMessage.id)
+                .where(OutboxMessage.id.in_(ids))
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
             rows = session.scalars(
                 update(OutboxMessage)
                 .where(
-                    OutboxMessage.id.in_(ids),
+                    OutboxMessage.id.in_(free),
                     OutboxMessage.done_at.is_(None),
                     or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
                 )

@@ -109,6 +109,12 @@ class Notifier(Protocol):
         """Add a line to the approvers' thread (a failing hook, an operator's action)."""
         ...
 
+    def break_glass_unreviewed(
+        self, session: Session, view: RequestView, waited: timedelta
+    ) -> None:
+        """Announce again, with the workflow's alert, a break-glass grant nobody reviewed."""
+        ...
+
 
 class Wakeups(Protocol):
     """Asks to be woken at a time (the scheduler); the database stays the source of truth."""

@@ -17,6 +17,7 @@ from app.core.durations import describe_duration
 from app.core.errors import AlreadyDecided, InvalidRequest, NotAllowed, RequestNotFound
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
+from app.core.limits import RequesterLimits, limit_problem, lock_requester
 from app.core.models import (
     AccessRequest,
     Approval,
@@ -64,7 +65,9 @@ class AccessRequests:
         hooks: AfterHooks,
         wakeups: Wakeups,
         clock: Clock,
+        limits: RequesterLimits | None = None,
     ) -> None:
+        self.limits = limits or RequesterLimits()
         self.wakeups = wakeups
         self.sessions = sessions
         self.registry = registry
@@ -111,6 +114,11 @@ class AccessRequests:
                 errors["duration"] = f"{resource.name} can be requested for: {choices}."
         return errors
 
+    def limit_problem(self, requester_id: str) -> str | None:
+        """Why this person may not file another request now (one indexed count), or None."""
+        with self.sessions() as session:
+            return limit_problem(session, requester_id, self.limits, self.clock())
+
     # -- submit ----------------------------------------------------------------------------
 
     def submit(
@@ -121,7 +129,10 @@ class AccessRequests:
         duration_seconds: str,
         justification: str,
         ticket: str | None = None,
+        submission_id: str | None = None,
     ) -> RequestView:
+        """File a request. `submission_id` (Slack's view id) makes it idempotent: a replayed
+        submission returns the request the first one created, and changes nothing."""
         errors = self.validate(
             resource_id=resource_id,
             duration_seconds=duration_seconds,
@@ -134,7 +145,14 @@ class AccessRequests:
         duration = parse_seconds(duration_seconds)
         assert found is not None and duration is not None
         person = self.directory.person(requester_id)
-        return self._create(found, person, duration, justification.strip(), ticket=ticket)
+        return self._create(
+            found,
+            person,
+            duration,
+            justification.strip(),
+            ticket=ticket,
+            submission_id=submission_id,
+        )
 
     def _create(
         self,
@@ -145,6 +163,7 @@ class AccessRequests:
         extends: Grant | None = None,
         ticket: str | None = None,
         route: Route | None = None,
+        submission_id: str | None = None,
     ) -> RequestView:
         """Store a new request, route it (after Slack's ack), and tell everyone. `route`: a
         decision already taken (break-glass), instead of the on-call check and hooks."""
@@ -155,6 +174,17 @@ class AccessRequests:
             ticket = None  # the workflow asks for none: nothing to show or link
         ticket_url = workflow.ticket.link(ticket) if workflow.ticket and ticket else None
         with self.sessions.begin() as session:
+            lock_requester(session, person.slack_id)  # parallel submissions count one by one
+            if submission_id is not None:
+                earlier = session.scalar(
+                    select(AccessRequest.id).where(AccessRequest.slack_view_id == submission_id)
+                )
+                if earlier is not None:
+                    log.warning("ignored a replayed submission of request %s", earlier)
+                    return self._view(session.get_one(AccessRequest, earlier))
+            problem = limit_problem(session, person.slack_id, self.limits, now)
+            if problem:
+                raise InvalidRequest({"limit": problem})
             request = AccessRequest(
                 id=uuid.uuid4(),
                 workflow=workflow.name,
@@ -173,6 +203,7 @@ class AccessRequests:
                 pending_until=now + workflow.request_ttl,
                 ticket=ticket,
                 ticket_url=ticket_url,
+                slack_view_id=submission_id,
             )
             session.add(request)
             audit.record(
@@ -213,9 +244,13 @@ class AccessRequests:
         duration: timedelta,
         justification: str,
         route: Route,
+        *,
+        submission_id: str | None = None,
     ) -> RequestView:
         """Store a request whose decision is already taken (break-glass), and carry it out."""
-        return self._create(found, person, duration, justification, route=route)
+        return self._create(
+            found, person, duration, justification, route=route, submission_id=submission_id
+        )
 
     def _record_route(self, request_id: uuid.UUID, route: Route) -> None:
         """Store what routing decided, if nobody decided first; tell everyone.
@@ -556,7 +591,13 @@ class AccessRequests:
         return self.view(grant.request_id), choices
 
     def request_extension(
-        self, *, grant_id: str, actor: str, duration_seconds: str | None, justification: str | None
+        self,
+        *,
+        grant_id: str,
+        actor: str,
+        duration_seconds: str | None,
+        justification: str | None,
+        submission_id: str | None = None,
     ) -> RequestView:
         errors = self.validate_extension(
             grant_id=grant_id,
@@ -578,6 +619,7 @@ class AccessRequests:
             (justification or "").strip(),
             extends=grant,
             ticket=grant.request.ticket,  # an extension belongs to the same ticket
+            submission_id=submission_id,
         )
 
     def validate_extension(

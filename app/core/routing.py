@@ -111,7 +111,13 @@ class Router:
             )
         if not email:
             return OnCallCheck(None, "Not auto-approved: Slack has no email for the requester.")
-        result = self.oncall.check(email, rule)
+        try:
+            result = self.oncall.check(email, rule)
+        except Exception as exc:  # a checker bug: to humans now, not at the next sweep
+            log.exception("the on-call check for %s raised", workflow.name)
+            result = OnCallResult(
+                None, f"the on-call check failed unexpectedly ({exc.__class__.__name__})"
+            )
         cap = (
             (rule.max_auto_approvals, rule.interval)
             if rule.max_auto_approvals is not None

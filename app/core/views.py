@@ -52,6 +52,8 @@ class RequestView:
     alert: str | None = None  # a break-glass grant's mention (<!here>…), from the workflow
     ticket_url: str | None = None
     shorter: tuple[timedelta, ...] = ()  # while pending: the shorter durations approvers may pick
+    held_before: bool = False  # the person had this access before the grant: it stays
+    kept: str | None = None  # why the end of the grant sent no revoke (see app.core.overlap)
 
     @property
     def extended(self) -> bool:
@@ -103,4 +105,6 @@ class RequestView:
             reviewed_by=request.reviewed_by,
             escalated_at=request.escalated_at,
             ticket_url=request.ticket_url,
+            held_before=grant.held_before if grant else False,
+            kept=grant.kept if grant else None,
         )

@@ -3,7 +3,8 @@
 The database decides what is due; the loop only decides when to look: at once when kicked
 (something new was committed), when the next known due time arrives, and at least every
 `idle_wait` seconds (work another process left behind). It claims no more than it has free
-threads for, so claimed work never waits in memory while its lease runs out.
+threads for, so claimed work never waits in memory while its lease runs out; while most threads
+are busy it waits a few milliseconds for more to free, so that it claims in batches.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIN_WAIT = 0.05
+GATHER = 0.01  # with most threads busy, wait this long for more to free before claiming
 
 
 class WorkLoop(Generic[T]):
@@ -84,6 +86,10 @@ class WorkLoop(Generic[T]):
         while not self._stopping.is_set():
             self._wake.clear()
             free = self.threads - self.busy
+            if 0 < free < self.threads // 4:
+                # Busy: claim in batches (one transaction for several) rather than one by one.
+                self._stopping.wait(GATHER)
+                free = self.threads - self.busy
             claimed: Sequence[T] = ()
             if free > 0:
                 try:

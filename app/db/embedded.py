@@ -2,6 +2,12 @@
 
 Uses the machine's `initdb` and `pg_ctl`. PostgreSQL refuses to run as root, so when we are root
 the server runs as the `postgres` user, in a directory that user can reach.
+
+No local user gets in without the password: the superuser `postgres` has a generated password
+kept in `accessbot.password` (mode 0600) in the data directory (itself 0700), and every
+connection, TCP on 127.0.0.1 or the Unix socket, must prove it with SCRAM-SHA-256. A cluster
+made before this (with `trust`) is converted on its next start, with the server reachable
+only through its socket in the 0700 directory while it is.
 """
 
 from __future__ import annotations
@@ -10,15 +16,24 @@ import glob
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
 ROOT_FALLBACK_DIR = Path("/var/lib/accessbot/postgres")
+PASSWORD_FILE = "accessbot.password"
+SCRAM_HBA = """\
+# Written by accessbot: every connection proves the password (see accessbot.password).
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -93,11 +108,20 @@ class EmbeddedPostgres:
         self.port = port or _free_port()
 
     @property
+    def password_file(self) -> Path:
+        return self.data_dir / PASSWORD_FILE
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    @property
     def admin_url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url("postgres")
 
     def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+        secret = quote(self.password, safe="")
+        return f"postgresql+psycopg://postgres:{secret}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, object] = {}
@@ -136,9 +160,49 @@ class EmbeddedPostgres:
         )
         self._check(result, "initdb")
 
+    def _secure(self) -> None:
+        """Give `postgres` a generated password and require it (SCRAM) of every connection.
+
+        Runs while the cluster still trusts local users (new, or made by an older accessbot):
+        the server is started with no TCP listener, its socket in the 0700 data directory."""
+        if self.password_file.is_file():
+            return
+        password = secrets.token_urlsafe(32)
+        self._pg_ctl_start(f"-p {self.port} -k {self.data_dir} -c listen_addresses=''")
+        try:
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(
+                host=str(self.data_dir), port=self.port, user="postgres", dbname="postgres"
+            ) as connection:
+                connection.execute("SET password_encryption = 'scram-sha-256'")
+                connection.execute(
+                    sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password))
+                )
+                connection.commit()
+        finally:
+            self.stop()
+        self._write_private(self.data_dir / "pg_hba.conf", SCRAM_HBA)
+        self._write_private(self.password_file, password + "\n")
+
+    def _write_private(self, path: Path, text: str) -> None:
+        """A file only the server's user (and root) may read."""
+        temporary = path.with_name(path.name + ".new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        if self.run_as.user:
+            os.chown(temporary, self.run_as.uid, self.run_as.gid)
+        temporary.chmod(0o600)
+        temporary.replace(path)
+
     def start(self) -> None:
         self.init()
-        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1"
+        self._secure()
+        self._pg_ctl_start(f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1")
+
+    def _pg_ctl_start(self, options: str) -> None:
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         result = self._run(
@@ -167,7 +231,12 @@ class EmbeddedPostgres:
         import psycopg
 
         with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+            host="127.0.0.1",
+            port=self.port,
+            user="postgres",
+            password=self.password,
+            dbname="postgres",
+            autocommit=True,
         ) as connection:
             exists = connection.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)

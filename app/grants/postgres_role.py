@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from app.grants.base import GrantContext, GrantError, GrantUser, Retry
+from app.grants.base import GrantContext, Granted, GrantError, GrantUser, Retry
 
 PLACEHOLDERS = ("email_local", "email", "slack_id")
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
@@ -88,7 +88,7 @@ class PostgresRole:
     timeout: float = 5.0
     retry: Retry = field(default_factory=Retry)
 
-    def grant(self, ctx: GrantContext) -> None:
+    def grant(self, ctx: GrantContext) -> Granted:
         login = self._login_for(ctx.user)
         with self._connect() as conn:
             if not self._exists(conn, login):
@@ -96,29 +96,43 @@ class PostgresRole:
                     f"no database login {login!r} for {self._who(ctx.user)}: "
                     "create it (CREATE ROLE ... LOGIN) or fix the login mapping"
                 )
-            self._execute(
-                conn,
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(self.role), sql.Identifier(login)),
-                f"GRANT {self.role} TO {login}",
-            )
+            had = self._query(conn, _DIRECT_MEMBERSHIP, (self.role, login))
+            if not had:
+                self._execute(
+                    conn,
+                    sql.SQL("GRANT {} TO {}").format(
+                        sql.Identifier(self.role), sql.Identifier(login)
+                    ),
+                    f"GRANT {self.role} TO {login}",
+                )
+        return Granted(undo={"login": login, "role": self.role}, already_had=had)
 
     def revoke(self, ctx: GrantContext) -> None:
-        login = self._login_for(ctx.user)
+        # The login and role the grant recorded: a later edit of the workflow's mapping cannot
+        # point the revoke at someone else, or at nobody.
+        recorded = "login" in ctx.undo
+        login = ctx.undo["login"] if recorded else self._login_for(ctx.user)
+        role = ctx.undo.get("role", self.role)
         with self._connect() as conn:
-            if not self._exists(conn, login) or not self._exists(conn, self.role):
-                return  # the login or the role is gone, and the access with it
+            if not self._exists(conn, role):
+                return  # the role is gone, and the access with it
+            if not self._exists(conn, login):
+                if recorded:
+                    return  # the login that was granted is gone, and the access with it
+                raise GrantError(
+                    f"no database login {login!r} for {self._who(ctx.user)}, and the grant did "
+                    f"not record which login it gave {role!r} to: check by hand"
+                )
             self._execute(
                 conn,
-                sql.SQL("REVOKE {} FROM {}").format(
-                    sql.Identifier(self.role), sql.Identifier(login)
-                ),
-                f"REVOKE {self.role} FROM {login}",
+                sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(login)),
+                f"REVOKE {role} FROM {login}",
             )
             # Since PostgreSQL 16, REVOKE only removes the memberships granted by the current
             # role (all superusers count as one); a membership someone else granted survives.
-            if self._query(conn, _DIRECT_MEMBERSHIP, (self.role, login)):
+            if self._query(conn, _DIRECT_MEMBERSHIP, (role, login)):
                 raise GrantError(
-                    f"{login!r} is still a member of {self.role!r} after REVOKE: the membership "
+                    f"{login!r} is still a member of {role!r} after REVOKE: the membership "
                     "was granted by another role, which must revoke it"
                 )
 

@@ -6,9 +6,9 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.grants.base import GrantContext, GrantError, Retry
+from app.grants.base import GrantContext, Granted, GrantError, Retry
 
-GrantFunction = Callable[[GrantContext], None]
+GrantFunction = Callable[[GrantContext], Granted | None]
 
 
 def function_name(fn: object) -> str:
@@ -56,8 +56,10 @@ class Python:
         self.name = name
         self.retry = retry if retry is not None else Retry()
 
-    def grant(self, ctx: GrantContext) -> None:
-        self._call(self.grant_fn, ctx)
+    def grant(self, ctx: GrantContext) -> Granted | None:
+        """What `f` returned when it is a `Granted` (what undoes it, access held before)."""
+        result = self._call(self.grant_fn, ctx)
+        return result if isinstance(result, Granted) else None
 
     def revoke(self, ctx: GrantContext) -> None:
         self._call(self.revoke_fn, ctx)
@@ -73,7 +75,7 @@ class Python:
         ]
         return [problem for problem in found if problem]
 
-    def _call(self, fn: GrantFunction, ctx: GrantContext) -> None:
+    def _call(self, fn: GrantFunction, ctx: GrantContext) -> object:
         label = self.name or function_name(fn)
         try:
             result: object = fn(ctx)
@@ -83,3 +85,4 @@ class Python:
             if inspect.iscoroutine(result):
                 result.close()  # never run: no "coroutine was never awaited" warning
             raise GrantError(f"{label}: returned an awaitable; async functions are not supported")
+        return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import time
 from dataclasses import dataclass, field
@@ -12,11 +13,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.core.text import redact_url
 from app.grants.base import Env, GrantContext, GrantError, Retry, Secret, resolve_secret
 
 TIMESTAMP_HEADER = "X-Accessbot-Timestamp"
 SIGNATURE_HEADER = "X-Accessbot-Signature"
-MAX_ANSWER = 4096  # bytes of a target's answer kept for the error message
+MAX_ANSWER = 4096  # bytes of a target's answer read
+MAX_SHOWN_ANSWER = 200  # bytes of it kept for the audit log
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -59,7 +62,7 @@ class Webhook:
         self._post(ctx)
 
     def describe(self) -> str:
-        return f"webhook POST {self.url}"
+        return f"webhook POST {redact_url(self.url)}"
 
     @property
     def deadline(self) -> float:
@@ -77,8 +80,12 @@ class Webhook:
 
     def problems(self) -> list[str]:
         found = []
-        if not isinstance(self.url, str) or not self.url.startswith(("https://", "http://")):
-            found.append(f"webhook url {self.url!r} must start with https://")
+        if not isinstance(self.url, str) or not _https_or_loopback(self.url):
+            shown = redact_url(self.url) if isinstance(self.url, str) else repr(self.url)
+            found.append(
+                f"webhook url {shown!r} must start with https:// "
+                "(http:// only to a loopback address: 127.0.0.1, ::1, localhost)"
+            )
         if not isinstance(self.secret, Env | str) or not self.secret:
             found.append('webhook secret must be Env("NAME") or a non-empty string')
         if not isinstance(self.timeout, int | float) or self.timeout <= 0:
@@ -111,9 +118,31 @@ class Webhook:
                     if time.monotonic() - started > self.timeout:
                         raise httpx.ReadTimeout("the answer kept trickling in")
         except httpx.TimeoutException as exc:
-            raise GrantError(f"{self.url} did not answer within {self.timeout:g}s") from exc
+            raise GrantError(f"{self._shown} did not answer within {self.timeout:g}s") from exc
         except httpx.HTTPError as exc:
-            raise GrantError(f"{self.url}: {exc.__class__.__name__}: {exc}") from exc
+            # httpx's messages may quote the URL; clean() redacts URLs wherever they appear
+            raise GrantError(f"{self._shown}: {exc.__class__.__name__}: {exc}") from exc
         if not response.is_success:
-            text = answer[:200].decode("utf-8", "replace")
-            raise GrantError(f"{self.url} answered {response.status_code}: {text}")
+            raise GrantError(
+                f"{self._shown} answered {response.status_code}",
+                answer=answer[:MAX_SHOWN_ANSWER].decode("utf-8", "replace"),
+            )
+
+    @property
+    def _shown(self) -> str:
+        return redact_url(self.url)
+
+
+def _https_or_loopback(url: str) -> bool:
+    """https://, or http:// to this machine (a sidecar, a test receiver), nothing else."""
+    if url.startswith("https://"):
+        return True
+    if not url.startswith("http://"):
+        return False
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -4,27 +4,77 @@ Bolt runs each listener on its listener executor and holds Slack's HTTP response
 listener calls ack(). A listener that went on to slow work (the database, Slack, PagerDuty) would
 keep its thread, and other requests' acks would queue behind it. So listeners validate, ack, hand
 the rest to `AfterAck`, and return: their threads are free for the next ack at once.
+
+Threads alone do not make acks fast: after-ack jobs are partly CPU work (the ORM, rendering), and
+every thread shares one interpreter lock. So acks come first: while Slack requests are being
+answered (`AckTraffic`, counted by the HTTP layer), one after-ack job runs at a time (and one
+Slack delivery); the rest wait until the requests are answered (a few milliseconds each), then
+run in parallel. Work never starves: one job of each kind always runs.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
+class AckTraffic:
+    """How many Slack requests are being answered right now. Background work (after-ack jobs,
+    the Slack sender) runs through `background(lane)`: while requests are being answered, each
+    lane runs one job at a time; otherwise as many as its own threads allow."""
+
+    def __init__(self) -> None:
+        self._answering = 0
+        self._running: Counter[str] = Counter()
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around the handling of one Slack request, up to its response."""
+        with self._changed:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._answering -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def background(self, lane: str) -> Iterator[None]:
+        """Around one background job: waits while acks are in flight and one already runs."""
+        with self._changed:
+            while self._answering and self._running[lane]:
+                self._changed.wait(0.05)
+            self._running[lane] += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running[lane] -= 1
+                self._changed.notify_all()
+
+
 class AfterAck:
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, traffic: AckTraffic | None = None) -> None:
+        self.traffic = traffic or AckTraffic()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="after-ack")
 
     def submit(self, fn: Callable[..., object], *args: Any) -> Future[None]:
         """Run `fn(*args)` on an after-ack thread. A failure is logged, never raised, so one bad
         job cannot harm the others. Raises RuntimeError once shut down."""
-        return self._executor.submit(_run, fn, args)
+        return self._executor.submit(self._run, fn, args)
+
+    def _run(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+        with self.traffic.background("after-ack"):
+            _run(fn, args)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Take no more work; jobs already submitted still run. With `wait`, wait for them for at

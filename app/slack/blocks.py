@@ -157,7 +157,9 @@ def request_modal(
     }
     if intake.unknown:
         resource_block["hint"] = _text(
-            fmt.clip(f"No resource is called “{intake.unknown}”: choose one here.", 2000)
+            fmt.clip(
+                f"No resource is called “{fmt.visible(intake.unknown)}”: choose one here.", 2000
+            )
         )
     justification = justification_input("What are you doing, and why does it need this access?")
     if intake.justification:
@@ -314,6 +316,9 @@ def status_line(view: RequestView) -> str:
             f"{approved}. ⚠️ Revoking ({view.end_reason}) has failed {view.grant_attempts} "
             f"times: {fmt.escape(fmt.clip(view.grant_error or '', 300))}. Still retrying."
         )
+    if view.grant_state == GrantState.REVOKED and view.ended_at and view.kept:
+        why = KEPT.get(view.kept, view.kept)
+        return f"{approved}. 🔒 The grant ended {fmt.date(view.ended_at)}; the access stays: {why}."
     if view.grant_state == GrantState.REVOKED and view.ended_at:
         if view.end_reason == "expired":
             return f"{approved}. 🔒 Access expired and was revoked {fmt.date(view.ended_at)}."
@@ -321,6 +326,12 @@ def status_line(view: RequestView) -> str:
             f"{approved}. 🔒 Access revoked by {fmt.user(view.ended_by)} {fmt.date(view.ended_at)}."
         )
     return approved + "."
+
+
+KEPT = {
+    "held_before": "they had it before this grant",
+    "another_grant": "another of their grants still covers it",
+}
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -424,6 +435,16 @@ def review_blocks(view: RequestView) -> list[Block]:
     else:
         text = "👀 Not reviewed yet: an approver checks it, then clicks *Reviewed* (or *Revoke*)."
     return [{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}]
+
+
+def break_glass_unreviewed(view: RequestView, waited: timedelta) -> str:
+    """A break-glass grant nobody reviewed in time, announced again with the workflow's alert."""
+    alert = f"{view.alert} " if view.alert else ""
+    return (
+        f"🚨 {alert}{fmt.user(view.requester_slack_id)}'s break-glass access is still "
+        f"unreviewed after {describe_duration(waited)}. An approver: check it, then click "
+        "*Reviewed* (or *Revoke*)."
+    )
 
 
 def escalation_message(view: RequestView, waited: timedelta) -> tuple[str, list[Block]]:
@@ -643,10 +664,15 @@ def dm_granted(view: RequestView) -> str:
         why = "you approved it yourself, as the policy allows"
     else:
         why = f"approved by {_approvers(view)}"
-    return (
+    granted = (
         f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
         f"{shift_note(view)}{less_note(view)}"
     )
+    if view.held_before:
+        granted += (
+            " You already had this access before this grant; it stays in place when the grant ends."
+        )
+    return granted
 
 
 def less_note(view: RequestView) -> str:
@@ -688,6 +714,16 @@ def dm_grant_failed(view: RequestView) -> str:
 
 
 def dm_ended(view: RequestView) -> str:
+    if view.kept == "held_before":
+        return (
+            f"🔒 Your grant of {_what(view)} has ended. You had this access before accessbot "
+            "granted it, so it was left in place."
+        )
+    if view.kept == "another_grant":
+        return (
+            f"🔒 One of your grants of {_what(view)} has ended; your access goes on under "
+            "your other grant, which ends later."
+        )
     if view.end_reason == "expired":
         return f"🔒 Your access to {_what(view)} has ended: it expired and was revoked."
     if view.ended_by == view.requester_slack_id:

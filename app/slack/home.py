@@ -91,8 +91,8 @@ def _pending(view: RequestView) -> list[Block]:
 
 
 def _to_decide(view: RequestView) -> list[Block]:
-    why = fmt.clip(fmt.escape(view.justification), 300)
-    return [section(f"{summary_of(view)}\n> {why}\n{status_line(view)}"), decision_buttons(view)]
+    why = fmt.quote(view.justification, 300)
+    return [section(f"{summary_of(view)}\n{why}\n{status_line(view)}"), decision_buttons(view)]
 
 
 def _history(page: Page, shown: int) -> list[Block]:

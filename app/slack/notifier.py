@@ -17,6 +17,7 @@ from app.core.models import RequestState
 from app.core.outbox import Outbox
 from app.core.views import RequestView
 from app.slack import blocks
+from app.slack import format as fmt
 from app.workflows.model import ON_CALL_APPROVERS
 
 # Outbox kinds, read back by app.slack.sender.
@@ -87,7 +88,15 @@ class SlackNotifier:
         self._refresh(session, view)
 
     def note(self, session: Session, view: RequestView, text: str) -> None:
-        self._alert(session, view, text)
+        """Plain text from the core (a hook's failure: its message is the author's or a
+        target's); escaped here, so it can mention nobody and link nowhere."""
+        self._alert(session, view, fmt.escape(text))
+
+    def break_glass_unreviewed(
+        self, session: Session, view: RequestView, waited: timedelta
+    ) -> None:
+        """Our own words and the workflow's mention (not a note's escaped text)."""
+        self._alert(session, view, blocks.break_glass_unreviewed(view, waited))
 
     def request_decided(self, session: Session, view: RequestView) -> None:
         self._refresh(session, view)

@@ -155,7 +155,9 @@ class Workflow:
 
     `approvers` holds Slack user ids (U…), emails, or user group ids (S…); when empty, the
     members of `approvers_channel` approve. `required_approvals` distinct approvers must
-    approve (the requester never counts); one Deny ends the request.
+    approve (the requester never counts); one Deny ends the request. A channel whose members
+    approve must be private and not shared with another organisation: anyone who can join it
+    would become an approver. `allow_open_approvers_channel=True` accepts that, on purpose.
 
     Hooks take an `AccessRequestInfo`: `on_request` may return a `Decision` (approve, deny or
     route to humans, with a reason) or None for the default path; `after_grant`,
@@ -185,6 +187,7 @@ class Workflow:
     after_grant: Callable[[AccessRequestInfo], object] | None = None
     after_revoke: Callable[[AccessRequestInfo], object] | None = None
     after_deny: Callable[[AccessRequestInfo], object] | None = None
+    allow_open_approvers_channel: bool = False
     location: Location = field(default_factory=_caller_location, compare=False, repr=False)
 
     def resource(self, resource_id: str) -> Resource | None:

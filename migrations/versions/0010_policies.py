@@ -11,7 +11,7 @@ an unreviewed break-glass grant announced again. `reviewed_by`/`reviewed_at`: wh
 break-glass grant Reviewed.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-11-27
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +17,7 @@ from app.grants.base import Retry
 from app.grants.webhook import Webhook
 from app.runtime import Runtime, build_runtime
 from app.server import AccessbotWsgi, make_server
+from app.slack.http import SlackHttp
 from app.workflows.loader import Registry
 from app.workflows.model import Resource, Workflow
 from tests.support.fake_slack import BOT_TOKEN, Call, FakeSlack
@@ -165,9 +165,16 @@ def start_bot(
     runtime = build_runtime(config, database_url=database_url, registry=registry)
     runtime.start()
     server = make_server(
-        AccessbotWsgi(slack=SlackRequestHandler(runtime.bolt), engine=runtime.engine),
+        AccessbotWsgi(
+            slack=SlackHttp(
+                runtime.bolt, signing_secret=SIGNING_SECRET, max_body=config.max_body_bytes
+            ),
+            engine=runtime.engine,
+            traffic=runtime.after_ack.traffic,
+        ),
         host="127.0.0.1",
         port=0,
+        max_body=config.max_body_bytes,
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

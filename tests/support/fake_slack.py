@@ -84,6 +84,8 @@ class FakeSlack(FakeServer):
         self.unknown: list[Call] = []  # calls to methods Slack does not have; not in `calls`
         self.users: dict[str, dict[str, Any]] = {}
         self.channel_members: dict[str, list[str]] = {}
+        # conversations.info fields by channel id, over a private, unshared channel's
+        self.channel_info: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.errors: dict[str, list[str]] = {}
         self.delays: dict[str, float] = {}
@@ -269,7 +271,20 @@ class FakeSlack(FakeServer):
             return {"ok": True, "users": users}
         if method == "conversations.info":
             channel = str(args.get("channel"))
-            return {"ok": True, "channel": {"id": channel, "name": channel.lower()}}
+            info = {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": True,
+                "is_private": True,
+                "is_shared": False,
+                "is_ext_shared": False,
+                "is_org_shared": False,
+                "is_pending_ext_shared": False,
+                **self.channel_info.get(channel, {}),
+            }
+            if info.get("error"):
+                return {"ok": False, "error": info["error"]}
+            return {"ok": True, "channel": info}
         if method == "chat.delete":
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
         return {"ok": True}

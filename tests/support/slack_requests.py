@@ -48,8 +48,15 @@ class SlackSender:
     # -- what people do --------------------------------------------------------------------
 
     def command(
-        self, user_id: str, text: str = "", channel_id: str = "C0GENERAL"
+        self,
+        user_id: str,
+        text: str = "",
+        channel_id: str = "C0GENERAL",
+        *,
+        trigger_id: str | None = None,
     ) -> httpx.Response:
+        """A /access command; each has a trigger id of its own, as Slack's do, unless
+        `trigger_id`."""
         return self.post(
             urlencode(
                 {
@@ -64,7 +71,7 @@ class SlackSender:
                     "text": text,
                     "api_app_id": "A0APP",
                     "response_url": "https://hooks.slack.invalid/commands/1",
-                    "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                    "trigger_id": trigger_id or f"trigger-{uuid.uuid4().hex[:8]}",
                 }
             )
         )
@@ -77,9 +84,11 @@ class SlackSender:
         justification: str | None,
         duration_seconds: int | str | None,
         ticket: str | None = None,
+        view_id: str | None = None,
     ) -> httpx.Response:
         """A view_submission of the /access modal with the given values (any of them forged);
-        `ticket` fills the Ticket field (only when the workflow asks for one)."""
+        `ticket` fills the Ticket field (only when the workflow asks for one). Each is from a
+        modal of its own (a new view id), as Slack's are, unless `view_id`."""
 
         def selected(value: Any) -> dict[str, Any]:
             if value is None:
@@ -110,7 +119,7 @@ class SlackSender:
                 "token": "legacy",
                 "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
                 "view": {
-                    "id": "V0VIEW",
+                    "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
                     "team_id": TEAM["id"],
                     "type": "modal",
                     "callback_id": Ids.REQUEST_MODAL,
@@ -264,6 +273,7 @@ class SlackSender:
         *,
         duration_seconds: int | None,
         justification: str | None,
+        view_id: str | None = None,
     ) -> httpx.Response:
         values = {
             Ids.DURATION_BLOCK: {
@@ -290,7 +300,7 @@ class SlackSender:
                 "token": "legacy",
                 "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
                 "view": {
-                    "id": "V0EXT",
+                    "id": view_id or f"V{uuid.uuid4().hex[:10].upper()}",
                     "team_id": TEAM["id"],
                     "type": "modal",
                     "callback_id": Ids.EXTENSION_MODAL,

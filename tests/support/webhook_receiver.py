@@ -48,6 +48,7 @@ class WebhookReceiver(FakeServer):
         self.received_at: list[tuple[float, dict[str, Any]]] = []  # (time.time(), event) of each
         self.unsigned = 0
         self.latency = 0.0  # seconds every delivery takes
+        self.failure_body: bytes | None = None  # what a failing answer says, if not JSON
         self._script: deque[tuple[int, float]] = deque()
         self._lock = threading.Lock()
 
@@ -84,4 +85,6 @@ class WebhookReceiver(FakeServer):
         if 200 <= status < 300 and not delay:  # a hung delivery's caller has given up on it
             with self._lock:
                 self.events.append(event)
+        if self.failure_body is not None and not 200 <= status < 300:
+            return status, {"Content-Type": "text/plain"}, self.failure_body
         return json_answer({"status": status}, status)

@@ -33,6 +33,14 @@ HELP = (
 BREAK_GLASS_WORDS = ("break-glass", "breakglass")
 
 
+def submission_id(trigger_id: object) -> str | None:
+    """What makes a one-line `/access` idempotent: its trigger id, unique to one invocation (a
+    replayed command carries the same). Stored beside modal view ids, so marked apart."""
+    if not isinstance(trigger_id, str) or not trigger_id:
+        return None
+    return f"trigger:{trigger_id}"[:64]
+
+
 def register(
     app: App,
     *,
@@ -55,7 +63,9 @@ def register(
             ),
         )
 
-    def submit_at_once(requester_id: str, intake: Intake, client: WebClient) -> None:
+    def submit_at_once(
+        requester_id: str, trigger_id: str | None, intake: Intake, client: WebClient
+    ) -> None:
         try:
             requests.submit(
                 requester_id=requester_id,
@@ -63,17 +73,21 @@ def register(
                 duration_seconds=intake.duration_seconds or "",
                 justification=intake.justification or "",
                 ticket=intake.ticket,
+                submission_id=submission_id(trigger_id),
             )
         except InvalidRequest as exc:  # the policy changed between the ack and now
             client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
 
-    def break_glass_now(requester_id: str, intake: Intake, client: WebClient) -> None:
+    def break_glass_now(
+        requester_id: str, trigger_id: str | None, intake: Intake, client: WebClient
+    ) -> None:
         try:
             break_glass.break_glass(
                 requester_id=requester_id,
                 resource_id=intake.resource_id or "",
                 duration_seconds=intake.duration_seconds or "",
                 reason=intake.justification or "",
+                submission_id=submission_id(trigger_id),
             )
         except AccessError as exc:
             client.chat_postMessage(channel=requester_id, text=f"🚨 Break-glass refused: {exc}")
@@ -89,7 +103,9 @@ def register(
             ack(text=blocks.break_glass_refused(errors))
             return
         ack(text="🚨 Breaking glass: the approvers are being alerted. I'll message you.")
-        after_ack.submit(break_glass_now, command["user_id"], intake, client)
+        after_ack.submit(
+            break_glass_now, command["user_id"], command.get("trigger_id"), intake, client
+        )
 
     @app.command("/access")
     def open_request_modal(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
@@ -109,8 +125,15 @@ def register(
         if intake.complete:
             errors = requests.validate(**intake.form)
             if not errors:
+                # The per-person caps, as the modal checks them; submit() counts again.
+                limit = requests.limit_problem(command["user_id"])
+                if limit:
+                    ack(text=f"Your request was refused: {limit}")
+                    return
                 ack(text=blocks.submitting(registry, intake))
-                after_ack.submit(submit_at_once, command["user_id"], intake, client)
+                after_ack.submit(
+                    submit_at_once, command["user_id"], command.get("trigger_id"), intake, client
+                )
                 return
             ack()
             after_ack.submit(open_modal, command, client, intake, errors)

@@ -81,15 +81,17 @@ def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: Aft
             )
             return
         ack()
-        after_ack.submit(extend, actor, form, client)
+        view_id = view.get("id") if isinstance(view.get("id"), str) else None
+        after_ack.submit(extend, actor, view_id, form, client)
 
-    def extend(actor: str, form: dict[str, Any], client: WebClient) -> None:
+    def extend(actor: str, view_id: str | None, form: dict[str, Any], client: WebClient) -> None:
         try:
             requests.request_extension(
                 grant_id=form["grant_id"] or "",
                 actor=actor,
                 duration_seconds=form["duration_seconds"],
                 justification=form["justification"],
+                submission_id=view_id,
             )
         except (InvalidRequest, AccessError) as exc:  # the grant ended between ack and now
             client.chat_postMessage(channel=actor, text=f"Your extension was refused: {exc}")

@@ -29,7 +29,9 @@ FIELD_BLOCKS = {
 def register(
     app: App, *, requests: AccessRequests, registry: Registry, after_ack: AfterAck
 ) -> None:
-    def store_request(requester_id: str, form: dict[str, Any], client: WebClient) -> None:
+    def store_request(
+        requester_id: str, view_id: str | None, form: dict[str, Any], client: WebClient
+    ) -> None:
         try:
             requests.submit(
                 requester_id=requester_id,
@@ -37,6 +39,7 @@ def register(
                 duration_seconds=form["duration_seconds"] or "",
                 justification=form["justification"] or "",
                 ticket=form.get("ticket"),
+                submission_id=view_id,
             )
         except InvalidRequest as exc:  # the policy changed between the ack and now
             client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
@@ -47,6 +50,12 @@ def register(
     ) -> None:
         form = blocks.read_request_form(view)
         errors = requests.validate(**form)
+        requester_id = body["user"]["id"]
+        if not errors:
+            # The per-person caps: one indexed count; submit() counts again under a lock.
+            limit = requests.limit_problem(requester_id)
+            if limit:
+                errors = {"resource": limit}
         if errors:
             ack(
                 response_action="errors",
@@ -54,7 +63,8 @@ def register(
             )
             return
         ack()
-        after_ack.submit(store_request, body["user"]["id"], form, client)
+        view_id = view.get("id") if isinstance(view.get("id"), str) else None
+        after_ack.submit(store_request, requester_id, view_id, form, client)
 
     @app.options(Ids.RESOURCE_SELECT)
     def suggest_resources(ack: Ack, payload: dict[str, Any]) -> None:

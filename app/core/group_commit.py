@@ -1,0 +1,87 @@
+"""Group commit: many threads each hand over one item; one of them commits them all together.
+
+A worker that has finished its call needs one short transaction to record the outcome. When
+many finish at about the same time (a burst of expiries), one transaction each would cost a
+round trip and a commit apiece. Here the first caller to find no batch in progress leads: it
+takes the waiting items (its own among them, up to `max_batch`) and runs them in one batch;
+the others wait for their result. A batch that fails is run again item by item, so one bad
+item never costs the others their outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class _Entry(Generic[T, R]):
+    item: T
+    done: bool = False
+    result: R | None = None
+    error: BaseException | None = field(default=None, repr=False)
+
+
+class GroupCommit(Generic[T, R]):
+    def __init__(
+        self,
+        *,
+        run_batch: Callable[[Sequence[T]], Sequence[R]],
+        run_one: Callable[[T], R],
+        max_batch: int = 64,
+    ) -> None:
+        self._run_batch = run_batch
+        self._run_one = run_one
+        self.max_batch = max_batch
+        self._queue: list[_Entry[T, R]] = []
+        self._leading = False
+        self._changed = threading.Condition()
+
+    def submit(self, item: T) -> R:
+        """Run `item` in the next batch and return its result (or raise its error)."""
+        entry: _Entry[T, R] = _Entry(item)
+        with self._changed:
+            self._queue.append(entry)
+        while True:
+            with self._changed:
+                while not entry.done and self._leading:
+                    self._changed.wait()
+                if entry.done:
+                    break
+                self._leading = True
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+            try:
+                self._run(batch)
+            finally:
+                with self._changed:
+                    self._leading = False
+                    self._changed.notify_all()
+        if entry.error is not None:
+            raise entry.error
+        return entry.result  # type: ignore[return-value]
+
+    def _run(self, batch: list[_Entry[T, R]]) -> None:
+        try:
+            results = self._run_batch([entry.item for entry in batch]) if len(batch) > 1 else None
+        except Exception:
+            log.warning("a batch of %d failed; running them one by one", len(batch), exc_info=True)
+            results = None
+        if results is not None and len(results) == len(batch):
+            for entry, result in zip(batch, results, strict=True):
+                entry.result, entry.done = result, True
+            return
+        for entry in batch:
+            try:
+                entry.result = self._run_one(entry.item)
+            except BaseException as exc:  # handed to the caller that submitted it
+                entry.error = exc
+            entry.done = True
