@@ -206,6 +206,11 @@ def cmd_workflows_simulate(args: argparse.Namespace) -> None:
         print(exc, file=sys.stderr)
         _fail("the workflows above are invalid", 1)
     found = registry.find(args.resource)
+    if found is None:  # as `/access <word>` matches: the id or the name, ignoring case
+        from app.core.intake import find_resource
+
+        resource, _ = find_resource(registry, args.resource.split())
+        found = registry.find(resource.id) if resource else None
     if found is None:
         known = ", ".join(sorted(r.id for w in registry.workflows for r in w.resources))
         _fail(f"unknown resource {args.resource!r}; known: {known}", 1)
@@ -222,8 +227,13 @@ def cmd_workflows_simulate(args: argparse.Namespace) -> None:
         justification=args.justification,
         now=args.at,
         on_call=args.on_call,
+        shift_ends=args.shift_ends,
+        ticket=args.ticket,
     )
-    print(report(simulate(workflow, info), info))
+    outcome = simulate(workflow, info)
+    print(report(outcome, info))
+    if outcome.ticket_problem:
+        _fail(f"the modal would refuse this request: {outcome.ticket_problem}", 1)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -321,12 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate", help="print what would happen to a request, touching neither Slack nor targets"
     )
     simulate.add_argument("--user", required=True, help="the requester's email")
-    simulate.add_argument("--resource", required=True, help="a resource id")
+    simulate.add_argument("--resource", required=True, help="a resource id or name")
     simulate.add_argument("--duration", required=True, type=parse_duration, help="e.g. 15m, 1h")
     simulate.add_argument(
         "--on-call", action="store_true", help="as if PagerDuty showed them on call"
     )
     simulate.add_argument("--at", type=parse_moment, help="the time of the request (ISO 8601)")
+    simulate.add_argument("--ticket", help="the ticket reference given (Workflow(ticket=...))")
+    simulate.add_argument(
+        "--shift-ends",
+        type=parse_moment,
+        help="with --on-call: when the on-call entry ends (ISO 8601; default: permanent)",
+    )
     simulate.add_argument("--justification", default="simulated request")
     simulate.add_argument("--dir", type=Path, help="workflows directory (default: WORKFLOWS_DIR)")
     simulate.set_defaults(func=cmd_workflows_simulate)

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.core.approvers import Approvers
+from app.core.break_glass import BreakGlassAccess
+from app.core.escalation import Escalations
 from app.core.grant_workers import GrantWorkers
 from app.core.hooks import AfterHooks
 from app.core.lifecycle import GrantLifecycle
@@ -94,6 +96,8 @@ class Runtime:
     slack: WebClient
     lifecycle: GrantLifecycle
     requests: AccessRequests
+    escalations: Escalations
+    break_glass: BreakGlassAccess
     scheduler: Scheduler
     grant_workers: GrantWorkers
     outbox: OutboxQueue
@@ -113,12 +117,19 @@ class Runtime:
         return (
             self.requests.expire_pending()
             + self.requests.reroute_stuck()
+            + self.escalations.escalate_stale()
+            + self.break_glass.reannounce_unreviewed()
             + self.lifecycle.send_reminders()
         )
 
     def next_wakeup(self) -> datetime | None:
         """The earliest time the sweep has something to do, read from the database."""
-        times = [self.requests.next_pending_expiry(), self.lifecycle.next_reminder()]
+        times = [
+            self.requests.next_pending_expiry(),
+            self.lifecycle.next_reminder(),
+            self.escalations.next_escalation(),
+            self.break_glass.next_reannouncement(),
+        ]
         return min((t for t in times if t is not None), default=None)
 
     def settle(self, request_id: uuid.UUID, timeout: float = 30.0) -> RequestView:
@@ -277,7 +288,24 @@ def build_runtime(
         signing_secret=settings.slack_signing_secret,
         listener_executor=listener_executor,
     )
-    register(bolt, requests=requests, registry=registry, clock=clock, after_ack=after_ack)
+    break_glass = BreakGlassAccess(
+        sessions=sessions,
+        registry=registry,
+        requests=requests,
+        approvers=requests.approvers,
+        directory=directory,
+        notifier=notifier,
+        wakeups=scheduler,
+        clock=clock,
+    )
+    register(
+        bolt,
+        requests=requests,
+        break_glass=break_glass,
+        registry=registry,
+        clock=clock,
+        after_ack=after_ack,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -286,6 +314,16 @@ def build_runtime(
         slack=slack,
         lifecycle=lifecycle,
         requests=requests,
+        break_glass=break_glass,
+        escalations=Escalations(
+            sessions=sessions,
+            registry=registry,
+            notifier=notifier,
+            clock=clock,
+            approvers=requests.approvers,
+            directory=directory,
+            oncall=oncall,
+        ),
         scheduler=scheduler,
         grant_workers=grant_workers,
         outbox=queue,

@@ -75,8 +75,11 @@ def make_request(
     justification: str = "testing the policy",
     now: datetime | None = None,
     on_call: bool | OnCallResult | None = None,
+    shift_ends: datetime | None = None,
+    ticket: str | None = None,
 ) -> AccessRequestInfo:
-    """A request as hooks see it. `on_call=True/False` simulates PagerDuty's answer."""
+    """A request as hooks see it. `on_call=True/False` simulates PagerDuty's answer;
+    `shift_ends` the end of that on-call entry (None: a permanent one)."""
     resource = workflow.resource(resource_id)
     if resource is None:
         known = ", ".join(r.id for r in workflow.resources)
@@ -91,6 +94,8 @@ def make_request(
         justification=justification,
         now=now,
         on_call=on_call,
+        shift_ends=shift_ends,
+        ticket=ticket,
     )
 
 

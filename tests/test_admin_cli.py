@@ -410,7 +410,17 @@ def test_export_csv_round_trips_every_row(
     output = export(sessions, capsys, "--format", "csv")
 
     reader = csv.DictReader(io.StringIO(output, newline=""))
-    assert reader.fieldnames == ["id", "at", "event", "actor", "request_id", "grant_id", "detail"]
+    assert reader.fieldnames == [
+        "id",
+        "at",
+        "event",
+        "actor",
+        "request_id",
+        "grant_id",
+        "detail",
+        "ticket",
+        "ticket_url",
+    ]
     rows = list(reader)
     assert [json.loads(row["detail"]) for row in rows] == [e.detail for e in audit_rows]
     assert [row["id"] for row in rows] == [str(e.id) for e in audit_rows]
@@ -526,7 +536,7 @@ def test_export_of_an_empty_log(
 ) -> None:
     assert export(sessions, capsys) == ""
     assert export(sessions, capsys, "--format", "csv").splitlines() == [
-        "id,at,event,actor,request_id,grant_id,detail"
+        "id,at,event,actor,request_id,grant_id,detail,ticket,ticket_url"
     ]
 
 

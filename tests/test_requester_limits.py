@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -42,6 +43,24 @@ def test_the_sixth_open_request_is_refused_in_the_modal(bot: Bot) -> None:
     # another person is not held back by it
     assert submit(bot, OUTSIDER).content == b""
     wait_until(lambda: len(bot.requests()) == 6, what="the other person's request")
+
+
+def test_a_one_line_request_past_the_cap_is_refused_in_the_ack(
+    bot_with: Callable[..., Bot],
+) -> None:
+    """`/access orders-db 15m why` (issue 11) is held to the same caps as the modal."""
+    bot = bot_with(settings={"max_open_requests": 1})
+    bot.request_access()
+
+    response = bot.sender.command(REQUESTER, "orders-db 15m fixing INC-9")
+
+    assert response.status_code == 200
+    assert "1 requests waiting for a decision" in response.text, response.text
+    assert "Asking for" not in response.text
+    time.sleep(0.5)  # nothing runs after the ack
+    assert len(bot.requests()) == 1
+    dms = bot.slack.calls_to("chat.postMessage", channel=REQUESTER)
+    assert not [c for c in dms if "refused" in c.text()]
 
 
 def test_a_decided_request_frees_its_place(bot_with: Callable[..., Bot]) -> None:

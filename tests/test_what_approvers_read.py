@@ -79,8 +79,14 @@ def test_a_failing_hook_reaches_the_approvers_escaped(bot_with: Callable[..., Bo
     assert "&lt;!channel&gt;" in text and "\u202e" not in text
 
 
-def test_unknown_access_text_is_echoed_escaped(bot: Bot) -> None:
-    response = bot.sender.command("UREQUESTER", text="<!channel> `x` \u202e")
-    assert response.status_code == 200
-    text = response.text
-    assert "I don't know `/access &lt;!channel&gt; 'x' `." in text, text
+def test_unknown_access_text_is_shown_as_typed_and_visible(bot: Bot) -> None:
+    """/access with words that name no resource opens the modal with a hint saying so (issue
+    11): plain text, where Slack links and mentions nothing, without the invisible characters."""
+    response = bot.sender.command("UREQUESTER", text="<!channel> `x` \u202eevil\u200b")
+    assert response.status_code == 200 and response.content == b""
+    view = bot.slack.wait_for("views.open")[0].args["view"]
+    (hint,) = [b["hint"] for b in view["blocks"] if b["block_id"] == Ids.RESOURCE_BLOCK]
+    assert hint["type"] == "plain_text"
+    assert "<!channel> `x` evil" in hint["text"], hint
+    assert not set(INVISIBLE) & set(hint["text"])
+    assert mrkdwn_texts(view["blocks"]) == []  # nothing of it rendered as mrkdwn

@@ -13,11 +13,21 @@ from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from app.admin import iso_z
-from app.core.models import AuditEvent
+from app.core.models import AccessRequest, AuditEvent
 
 Format = Literal["jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv")
-CSV_COLUMNS = ("id", "at", "event", "actor", "request_id", "grant_id", "detail")
+CSV_COLUMNS = (
+    "id",
+    "at",
+    "event",
+    "actor",
+    "request_id",
+    "grant_id",
+    "detail",
+    "ticket",  # the request's ticket reference (Workflow(ticket=...)), on each of its rows
+    "ticket_url",
+)
 BATCH = 1000  # rows fetched per round trip from the server-side cursor
 
 
@@ -78,14 +88,18 @@ def _audit_query(since: datetime | None) -> Select[Any]:
         AuditEvent.request_id,
         AuditEvent.grant_id,
         AuditEvent.detail,
-    ).order_by(AuditEvent.id)
+        AccessRequest.ticket,
+        AccessRequest.ticket_url,
+    ).outerjoin(AccessRequest, AccessRequest.id == AuditEvent.request_id)
+    query = query.order_by(AuditEvent.id)
     if since is not None:
         query = query.where(AuditEvent.at >= since)
     return query
 
 
 def _record(row: Row[Any]) -> dict[str, Any]:
-    return {
+    """One event; `ticket`/`ticket_url` only on the rows of a request that has a ticket."""
+    record = {
         "id": row.id,
         "at": iso_z(row.at),
         "event": row.event,
@@ -94,6 +108,9 @@ def _record(row: Row[Any]) -> dict[str, Any]:
         "grant_id": None if row.grant_id is None else str(row.grant_id),
         "detail": row.detail,
     }
+    if row.ticket:
+        record.update(ticket=row.ticket, ticket_url=row.ticket_url)
+    return record
 
 
 def _writer(fmt: Format, out: TextIO) -> Callable[[Row[Any]], None]:
@@ -113,4 +130,6 @@ def _write_jsonl(out: TextIO, row: Row[Any]) -> None:
 def _write_csv(writer: _RowWriter, row: Row[Any]) -> None:
     record = _record(row)
     record["detail"] = json.dumps(record["detail"], separators=(",", ":"))
-    writer.writerow(["" if record[column] is None else record[column] for column in CSV_COLUMNS])
+    writer.writerow(
+        ["" if record.get(column) is None else record[column] for column in CSV_COLUMNS]
+    )

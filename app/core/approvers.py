@@ -7,6 +7,7 @@ away within `ttl`. A directory failure means "may not approve" (fail closed).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from app.core.ports import Clock, Directory, DirectoryError
@@ -36,6 +37,21 @@ class Approvers:
 
     def may_approve(self, workflow: Workflow, resource: Resource, slack_id: str) -> bool:
         return slack_id in self.resolve(workflow, resource)
+
+    def is_listed(self, specs: Sequence[str], slack_id: str) -> bool:
+        """Does one of `specs` (user ids, emails, user groups) name `slack_id`? User ids are
+        checked first, without asking Slack; a lookup that fails only matters when no other
+        spec names them (then it raises DirectoryError: fail closed, and say why)."""
+        failure: DirectoryError | None = None
+        for spec in sorted(specs, key=lambda s: not s.startswith(USER_PREFIXES)):
+            try:
+                if slack_id in self._cached(spec, spec):
+                    return True
+            except DirectoryError as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+        return False
 
     def _cached(self, key: str, spec: str) -> frozenset[str]:
         now = self.clock()

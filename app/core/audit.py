@@ -34,6 +34,9 @@ class Event(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     REVOKE_ATTEMPT_FAILED = "revoke_attempt_failed"
+    ESCALATED = "escalated"  # a stale request was re-posted to escalate_to
+    BREAK_GLASS_REVIEWED = "break_glass_reviewed"
+    BREAK_GLASS_REANNOUNCED = "break_glass_reannounced"  # unreviewed in time
     REVOKE_SKIPPED = "revoke_skipped"  # access held before, or another grant still covers it
 
 

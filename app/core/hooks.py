@@ -40,6 +40,7 @@ def request_info(view: RequestView, registry: Registry, now: datetime) -> Access
         approved_by=view.approvals or ((view.decided_by,) if view.decided_by else ()),
         expires_at=view.expires_at,
         reason=view.end_reason if view.end_reason else view.decision_note,
+        ticket=view.ticket,
     )
 
 

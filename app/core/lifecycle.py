@@ -81,6 +81,7 @@ class _Plan:
     context: GrantContext
     deadline: float
     extension_id: uuid.UUID | None = None
+    started_at: datetime | None = None  # when the grant's time began (a grant's first call)
 
 
 @dataclass(frozen=True)
@@ -389,15 +390,19 @@ class GrantLifecycle:
         extension_id = grant.extension_request_id if operation == "extend" else None
         if operation == "grant":
             expires_at = now + grant.request.duration
+            if grant.request.not_after is not None:  # OnCall(end_with_shift=True)
+                expires_at = min(expires_at, grant.request.not_after)
         elif operation == "extend":
             extension = session.get_one(AccessRequest, extension_id)
             assert grant.expires_at is not None
             expires_at = grant.expires_at + extension.duration
+            if extension.not_after is not None:  # OnCall(end_with_shift=True)
+                expires_at = max(grant.expires_at, min(expires_at, extension.not_after))
         else:
             assert grant.expires_at is not None
             expires_at = grant.expires_at
         context = self._context(grant, name, operation, expires_at, extension_id)
-        return _Plan(grant.id, operation, strategy, context, deadline, extension_id)
+        return _Plan(grant.id, operation, strategy, context, deadline, extension_id, now)
 
     def _finish(self, outcome: _Outcome) -> _After | None:
         return self._finish_many([outcome])[0]
@@ -462,7 +467,7 @@ class GrantLifecycle:
         if error is None:
             grant.state = GrantState.ACTIVE
             grant.expires_at = plan.context.expires_at  # what the target was told
-            grant.granted_at = grant.expires_at - grant.request.duration
+            grant.granted_at = plan.started_at
             grant.attempts = 0
             grant.next_attempt_at = None
             grant.last_error = None

@@ -62,6 +62,17 @@ class AccessRequest(Base):
     approvers_channel: Mapped[str] = mapped_column(String(64))
     approvers_message_ts: Mapped[str | None] = mapped_column(String(64))
     routed_at: Mapped[datetime | None]  # routing recorded its outcome (None: not yet, or a crash)
+    # Access ends by then whatever the duration (OnCall(end_with_shift=True): the shift's end).
+    not_after: Mapped[datetime | None]
+    # What was asked, when an approver approved a shorter `duration` (None: approved as asked).
+    asked_duration: Mapped[timedelta | None] = mapped_column(Interval)
+    ticket: Mapped[str | None] = mapped_column(String(100))  # Workflow(ticket=Ticket(...))
+    ticket_url: Mapped[str | None] = mapped_column(Text)
+    # Re-posted to the workflow's escalate_to (once); for a break-glass grant, re-announced
+    # because nobody reviewed it in time (once).
+    escalated_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))  # a break-glass grant's reviewer
+    reviewed_at: Mapped[datetime | None]
     slack_view_id: Mapped[str | None] = mapped_column(String(64))  # one request per submission
 
     grant: Mapped[Grant | None] = relationship(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -51,7 +51,23 @@ class Notifier(Protocol):
         """Confirm to the requester; post the request to the approvers."""
         ...
 
-    def request_auto_decided(self, session: Session, view: RequestView) -> None:
+    def request_escalated(
+        self,
+        session: Session,
+        view: RequestView,
+        to: str,
+        waited: timedelta,
+        *,
+        people: Sequence[str] = (),
+        why: str | None = None,
+    ) -> None:
+        """A stale request, re-posted to `to` (a channel, a user group, or the on-call
+        approvers `people`; `why` there are none) with how long it has waited."""
+        ...
+
+    def request_auto_decided(
+        self, session: Session, view: RequestView, *, announce: bool = True
+    ) -> None:
         """Post an FYI (no buttons) to the approvers; tell the requester of a denial."""
         ...
 
@@ -91,6 +107,12 @@ class Notifier(Protocol):
 
     def note(self, session: Session, view: RequestView, text: str) -> None:
         """Add a line to the approvers' thread (a failing hook, an operator's action)."""
+        ...
+
+    def break_glass_unreviewed(
+        self, session: Session, view: RequestView, waited: timedelta
+    ) -> None:
+        """Announce again, with the workflow's alert, a break-glass grant nobody reviewed."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, or_, select
@@ -82,11 +82,20 @@ class AccessRequests:
     # -- validation (cheap: safe on Slack's 3-second path) ---------------------------------
 
     def validate(
-        self, *, resource_id: str | None, duration_seconds: str | None, justification: str | None
+        self,
+        *,
+        resource_id: str | None,
+        duration_seconds: str | None,
+        justification: str | None,
+        ticket: str | None = None,
     ) -> dict[str, str]:
         """Every way the submission breaks the policy, by field; empty when it is valid."""
         errors: dict[str, str] = {}
         found = self.registry.find(resource_id) if resource_id else None
+        rule = found[0].ticket if found else None
+        ticket_problem = rule.problem(ticket) if rule else None
+        if ticket_problem:
+            errors["ticket"] = ticket_problem
         if not resource_id:
             errors["resource"] = "Choose a resource."
         elif found is None:
@@ -119,12 +128,16 @@ class AccessRequests:
         resource_id: str,
         duration_seconds: str,
         justification: str,
+        ticket: str | None = None,
         submission_id: str | None = None,
     ) -> RequestView:
         """File a request. `submission_id` (Slack's view id) makes it idempotent: a replayed
         submission returns the request the first one created, and changes nothing."""
         errors = self.validate(
-            resource_id=resource_id, duration_seconds=duration_seconds, justification=justification
+            resource_id=resource_id,
+            duration_seconds=duration_seconds,
+            justification=justification,
+            ticket=ticket,
         )
         if errors:
             raise InvalidRequest(errors)
@@ -133,7 +146,12 @@ class AccessRequests:
         assert found is not None and duration is not None
         person = self.directory.person(requester_id)
         return self._create(
-            found, person, duration, justification.strip(), submission_id=submission_id
+            found,
+            person,
+            duration,
+            justification.strip(),
+            ticket=ticket,
+            submission_id=submission_id,
         )
 
     def _create(
@@ -143,11 +161,18 @@ class AccessRequests:
         duration: timedelta,
         justification: str,
         extends: Grant | None = None,
+        ticket: str | None = None,
+        route: Route | None = None,
         submission_id: str | None = None,
     ) -> RequestView:
-        """Store a new request, route it (after Slack's ack), and tell everyone."""
+        """Store a new request, route it (after Slack's ack), and tell everyone. `route`: a
+        decision already taken (break-glass), instead of the on-call check and hooks."""
         workflow, resource = found
         now = self.clock()
+        ticket = (ticket or "").strip() or None
+        if workflow.ticket is None:
+            ticket = None  # the workflow asks for none: nothing to show or link
+        ticket_url = workflow.ticket.link(ticket) if workflow.ticket and ticket else None
         with self.sessions.begin() as session:
             lock_requester(session, person.slack_id)  # parallel submissions count one by one
             if submission_id is not None:
@@ -176,6 +201,8 @@ class AccessRequests:
                 kind=RequestKind.EXTENSION if extends else RequestKind.ACCESS,
                 extends_grant_id=extends.id if extends else None,
                 pending_until=now + workflow.request_ttl,
+                ticket=ticket,
+                ticket_url=ticket_url,
                 slack_view_id=submission_id,
             )
             session.add(request)
@@ -189,8 +216,13 @@ class AccessRequests:
                 resource=resource.id,
                 duration_seconds=int(duration.total_seconds()),
                 justification=justification,
+                **({"ticket": ticket, "ticket_url": ticket_url} if ticket else {}),
+                **({"via": route.via} if route is not None else {}),
             )
             request_id = request.id
+        if route is not None:
+            self._record_route(request_id, route)
+            return self.view(request_id)
         # The on-call check and the workflow's hook: never on Slack's 3-second path.
         route = self.router.route(
             workflow,
@@ -200,9 +232,25 @@ class AccessRequests:
             justification=justification,
             request_id=str(request_id),
             extension=extends is not None,
+            ticket=ticket,
         )
         self._record_route(request_id, route)
         return self.view(request_id)
+
+    def submit_decided(
+        self,
+        found: tuple[Workflow, Resource],
+        person: Person,
+        duration: timedelta,
+        justification: str,
+        route: Route,
+        *,
+        submission_id: str | None = None,
+    ) -> RequestView:
+        """Store a request whose decision is already taken (break-glass), and carry it out."""
+        return self._create(
+            found, person, duration, justification, route=route, submission_id=submission_id
+        )
 
     def _record_route(self, request_id: uuid.UUID, route: Route) -> None:
         """Store what routing decided, if nobody decided first; tell everyone.
@@ -240,17 +288,23 @@ class AccessRequests:
                     )
                 self.notifier.request_submitted(session, self._view(request))
                 self.wakeups.wake_at(request.pending_until or self.clock())
+                workflow = self.registry.workflow(request.workflow)
+                if workflow is not None and workflow.escalate_after is not None:
+                    self.wakeups.wake_at(request.created_at + workflow.escalate_after)
                 return
             request.auto_approved = route.action == "approve"
             request.decided_via = route.via
+            request.not_after = route.not_after if route.action == "approve" else None
             evidence = {"via": route.via, "reason": route.reason, **route.evidence}
+            if not route.announce:
+                evidence["announced"] = False  # OnCall(announce=False): no FYI post
             if route.action == "deny":
                 self._close(session, request, RequestState.DENIED, SYSTEM_ACTOR, **evidence)
             else:
                 self._approve(session, request, SYSTEM_ACTOR, **evidence)
             session.flush()
             view = self._view(request)
-            self.notifier.request_auto_decided(session, view)
+            self.notifier.request_auto_decided(session, view, announce=route.announce)
         if route.action == "deny":
             self.hooks.run("after_deny", view)
         self.lifecycle.on_due()
@@ -324,6 +378,8 @@ class AccessRequests:
         request.state = RequestState.APPROVED
         request.decided_at = now
         request.decided_by = actor
+        if request.ticket:
+            detail = {**detail, "ticket": request.ticket, "ticket_url": request.ticket_url}
         audit.record(session, Event.APPROVED, actor=actor, request_id=request.id, **detail)
         if request.kind == RequestKind.EXTENSION:
             assert request.extends_grant_id is not None
@@ -359,8 +415,18 @@ class AccessRequests:
 
     # -- decide ----------------------------------------------------------------------------
 
-    def decide(self, *, request_id: str, actor: str, approve: bool) -> RequestView:
+    def decide(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        approve: bool,
+        duration: timedelta | None = None,
+    ) -> RequestView:
         """Record an Approve or Deny. Enough distinct approvals approve; one Deny denies.
+
+        `duration`: approve for less than was asked (one of the policy's shorter durations);
+        with a quorum, the shortest any approver chose applies.
 
         Each request is decided exactly once, whoever else clicks at the same moment: the
         decision is taken under a row lock on the request.
@@ -372,9 +438,11 @@ class AccessRequests:
                 raise RequestNotFound("That request does not exist.")
             workflow_name, resource_id = request.workflow, request.resource_id
             requester = request.requester_slack_id
-        if actor == requester:
+        own = actor == requester
+        if own and not self._self_approval_allowed(resource_id):
             raise NotAllowed("You can't approve this: it is your own request.")
         self._check_approver(workflow_name, resource_id, actor, "approve this")
+        mine = {"self_approved": True} if own else {}  # audited as such
 
         with self.sessions.begin() as session:
             request = session.scalars(
@@ -382,6 +450,8 @@ class AccessRequests:
             ).one()
             if request.state != RequestState.PENDING:
                 raise AlreadyDecided(self._view(request))
+            if approve and duration is not None:
+                mine = {**mine, **self._shorten(request, duration)}
             if approve:
                 approvers = [a.approver_slack_id for a in request.approvals]
                 if actor in approvers:
@@ -403,11 +473,12 @@ class AccessRequests:
                         request_id=request.id,
                         approvals=count,
                         required=request.required_approvals,
+                        **mine,
                     )
                 else:
-                    self._approve(session, request, actor, approvers=[*approvers, actor])
+                    self._approve(session, request, actor, approvers=[*approvers, actor], **mine)
             else:
-                self._close(session, request, RequestState.DENIED, actor)
+                self._close(session, request, RequestState.DENIED, actor, **mine)
             session.flush()
             view = self._view(request)
             if view.state == RequestState.PENDING:
@@ -419,6 +490,28 @@ class AccessRequests:
         elif view.state == RequestState.APPROVED:
             self.lifecycle.on_due()
         return view
+
+    def _shorten(self, request: AccessRequest, duration: timedelta) -> dict[str, int]:
+        """Approve for `duration` instead of what was asked; the audit detail that says so."""
+        found = self.registry.find(request.resource_id)
+        allowed = shorter_durations(found, request.duration) if found else []
+        if duration not in allowed:
+            choices = ", ".join(describe_duration(d) for d in allowed) or "none"
+            raise NotAllowed(
+                f"You can't approve {describe_duration(duration)}: shorter durations the "
+                f"policy allows for this request are: {choices}."
+            )
+        asked = request.asked_duration or request.duration
+        request.asked_duration = asked
+        request.duration = duration
+        return {
+            "duration_seconds": int(duration.total_seconds()),
+            "asked_seconds": int(asked.total_seconds()),
+        }
+
+    def _self_approval_allowed(self, resource_id: str) -> bool:
+        found = self.registry.find(resource_id)
+        return found is not None and found[0].self_approval_for(found[1])
 
     def _check_approver(self, workflow_name: str, resource_id: str, actor: str, what: str) -> None:
         found = self.registry.find(resource_id)
@@ -525,6 +618,7 @@ class AccessRequests:
             duration,
             (justification or "").strip(),
             extends=grant,
+            ticket=grant.request.ticket,  # an extension belongs to the same ticket
             submission_id=submission_id,
         )
 
@@ -668,13 +762,26 @@ class AccessRequests:
                 )
             )
 
+    def find_view_in(self, session: Session, request: AccessRequest) -> RequestView:
+        """The view of a request loaded in `session` (for a notifier, in that transaction)."""
+        return self._view(request)
+
     def view(self, request_id: uuid.UUID) -> RequestView:
         with self.sessions() as session:
             return self._view(session.get_one(AccessRequest, request_id))
 
     def _view(self, request: AccessRequest) -> RequestView:
         found = self.registry.find(request.resource_id)
-        return RequestView.of(request, found[1].name if found else None)
+        view = RequestView.of(request, found[1].name if found else None)
+        if found and view.state == RequestState.PENDING:
+            view = replace(view, shorter=tuple(shorter_durations(found, view.duration)))
+        if found and view.decided_via == "break_glass" and found[0].break_glass is not None:
+            view = replace(view, alert=found[0].break_glass.mention())
+        return view
+
+
+def shorter_durations(found: tuple[Workflow, Resource], duration: timedelta) -> list[timedelta]:
+    return found[0].shorter_durations_for(found[1], duration)
 
 
 def justification_problem(justification: str | None, when_empty: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from app.core.deadline import call_with_deadline
@@ -28,7 +28,7 @@ from app.workflows.model import (
 log = logging.getLogger(__name__)
 
 Action = Literal["approve", "deny", "route"]
-Via = Literal["on_call", "policy"]
+Via = Literal["on_call", "policy", "break_glass"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class Route:
     # An on-call approval's cap (at most this many in this interval), counted when the
     # approval is recorded, under a lock per requester.
     cap: tuple[int, timedelta] | None = None
+    announce: bool = True  # an on-call approval gets an FYI in the approvers' channel
+    not_after: datetime | None = None  # the access ends by then (the on-call shift's end)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class OnCallCheck:
     result: OnCallResult | None  # None: no rule, no PagerDuty, or nothing to look up
     note: str | None  # why the check did not run, when it did not
     cap: tuple[int, timedelta] | None = None  # the rule's cap on on-call approvals
+    announce: bool = True  # the rule's `announce`
+    end_with_shift: bool = False  # the rule's `end_with_shift`
 
 
 class Router:
@@ -73,6 +77,7 @@ class Router:
         justification: str,
         request_id: str | None = None,
         extension: bool = False,
+        ticket: str | None = None,
     ) -> Route:
         check = self.check_on_call(workflow, requester)
         info = AccessRequestInfo(
@@ -85,6 +90,7 @@ class Router:
             on_call=check.result,
             request_id=request_id,
             is_extension=extension,
+            ticket=ticket,
         )
         return decide_route(workflow, info, check, hook_deadline=self.hook_deadline)
 
@@ -117,7 +123,9 @@ class Router:
             if rule.max_auto_approvals is not None
             else None
         )
-        return OnCallCheck(result, None, cap)
+        return OnCallCheck(
+            result, None, cap, announce=rule.announce, end_with_shift=rule.end_with_shift
+        )
 
 
 def decide_route(
@@ -161,7 +169,18 @@ def _on_call_route(check: OnCallCheck, evidence: dict[str, Any]) -> Route:
         return Route("route", check.note, evidence=evidence)
     result = check.result
     if result.on_call is True:
-        return Route("approve", result.reason, "on_call", evidence, cap=check.cap)
+        not_after = shift_end(result) if check.end_with_shift else None
+        if not_after is not None:
+            evidence = {**evidence, "not_after": not_after.isoformat()}
+        return Route(
+            "approve",
+            result.reason,
+            "on_call",
+            evidence,
+            cap=check.cap,
+            announce=check.announce,
+            not_after=not_after,
+        )
     if result.on_call is False:
         return Route("route", f"Not auto-approved: {result.reason}.", evidence=evidence)
     return Route(
@@ -169,6 +188,22 @@ def _on_call_route(check: OnCallCheck, evidence: dict[str, Any]) -> Route:
         f"⚠️ The on-call check could not decide ({result.reason}), so an approver must.",
         evidence=evidence,
     )
+
+
+def shift_end(result: OnCallResult) -> datetime | None:
+    """When the requester stops being on call: the latest `end` of the entries that made them
+    on call; None when one of them is permanent (no `end`) or an end cannot be read."""
+    ends: list[datetime] = []
+    for entry in result.evidence:
+        if not entry.end:
+            return None
+        try:
+            end = datetime.fromisoformat(entry.end)
+        except ValueError:
+            log.warning("PagerDuty gave an on-call end that is not ISO 8601")
+            return None
+        ends.append(end if end.tzinfo else end.replace(tzinfo=UTC))
+    return max(ends) if ends else None
 
 
 def _evidence(check: OnCallCheck) -> dict[str, Any]:

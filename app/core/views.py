@@ -44,6 +44,14 @@ class RequestView:
     end_note: str | None = None
     grant_attempts: int = 0
     grant_error: str | None = None
+    not_after: datetime | None = None  # the access ends by then (the on-call shift's end)
+    asked_duration: timedelta | None = None  # set when an approver approved less than asked
+    ticket: str | None = None
+    reviewed_by: str | None = None  # a break-glass grant's reviewer
+    escalated_at: datetime | None = None
+    alert: str | None = None  # a break-glass grant's mention (<!here>…), from the workflow
+    ticket_url: str | None = None
+    shorter: tuple[timedelta, ...] = ()  # while pending: the shorter durations approvers may pick
     held_before: bool = False  # the person had this access before the grant: it stays
     kept: str | None = None  # why the end of the grant sent no revoke (see app.core.overlap)
 
@@ -91,6 +99,12 @@ class RequestView:
             end_note=grant.end_note if grant else None,
             grant_attempts=grant.attempts if grant else 0,
             grant_error=grant.last_error if grant else None,
+            not_after=request.not_after,
+            asked_duration=request.asked_duration,
+            ticket=request.ticket,
+            reviewed_by=request.reviewed_by,
+            escalated_at=request.escalated_at,
+            ticket_url=request.ticket_url,
             held_before=grant.held_before if grant else False,
             kept=grant.kept if grant else None,
         )

@@ -7,12 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 from app.core.durations import describe_duration
+from app.core.intake import Intake, search_resources
 from app.core.models import GrantState, RequestKind, RequestState
 from app.core.requests import MAX_JUSTIFICATION
 from app.core.views import RequestView
 from app.slack import format as fmt
 from app.slack.ids import Ids
 from app.workflows.loader import Registry
+from app.workflows.model import MAX_TICKET, Ticket
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
@@ -30,7 +32,17 @@ def _option(label: str, value: str) -> dict[str, Any]:
 # -- the request modal -------------------------------------------------------------------------
 
 
+EXTERNAL_SELECT_ABOVE = 100  # more resources than this: a type-ahead served by the registry
+
+
 def resource_select(registry: Registry) -> dict[str, Any]:
+    if len(registry) > EXTERNAL_SELECT_ABOVE:
+        return {
+            "type": "external_select",
+            "action_id": Ids.RESOURCE_SELECT,
+            "placeholder": _text("Type part of a resource's name"),
+            "min_query_length": 1,
+        }
     element: dict[str, Any] = {
         "type": "static_select",
         "action_id": Ids.RESOURCE_SELECT,
@@ -50,10 +62,52 @@ def resource_select(registry: Registry) -> dict[str, Any]:
     return element
 
 
+def resource_options(registry: Registry, query: str) -> list[dict[str, Any]]:
+    """The type-ahead's answer: at most 100 resources matching what was typed."""
+    return [_option(r.name, r.id) for r in search_resources(registry, query, limit=MAX_OPTIONS)]
+
+
 def durations_vary(registry: Registry) -> bool:
-    """Do resources offer different durations? Then choosing one re-renders the modal."""
-    choices = {tuple(w.durations_for(r)) for w in registry.workflows for r in w.resources}
+    """Do resources offer different durations or tickets? Then choosing one re-renders the
+    modal."""
+    choices = {
+        (tuple(w.durations_for(r)), _ticket_key(w.ticket))
+        for w in registry.workflows
+        for r in w.resources
+    }
     return len(choices) > 1
+
+
+def _ticket_key(rule: Ticket | None) -> tuple[str, str, bool, str] | None:
+    return (rule.pattern, rule.url, rule.required, rule.label) if rule else None
+
+
+def ticket_rule(registry: Registry, resource_id: str | None) -> Ticket | None:
+    """The ticket the modal asks for: the chosen resource's workflow's, or before a resource
+    is chosen, the first workflow's that asks for one."""
+    found = registry.find(resource_id) if resource_id else None
+    if found:
+        return found[0].ticket
+    return next((w.ticket for w in registry.workflows if w.ticket is not None), None)
+
+
+def ticket_input(rule: Ticket, initial: str | None) -> Block:
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": Ids.VALUE,
+        "max_length": MAX_TICKET,
+    }
+    if rule.example:
+        element["placeholder"] = _text(rule.example)
+    if initial:
+        element["initial_value"] = initial[:MAX_TICKET]
+    return {
+        "type": "input",
+        "block_id": Ids.TICKET_BLOCK,
+        "label": _text(fmt.clip(rule.label, 30)),
+        "optional": not rule.required,
+        "element": element,
+    }
 
 
 def durations_for(registry: Registry, resource_id: str | None) -> list[timedelta]:
@@ -65,15 +119,68 @@ def durations_for(registry: Registry, resource_id: str | None) -> list[timedelta
 
 
 def request_modal(
-    registry: Registry, *, channel_id: str | None, resource_id: str | None = None
+    registry: Registry,
+    *,
+    channel_id: str | None,
+    resource_id: str | None = None,
+    intake: Intake | None = None,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The /access modal. `resource_id` (once chosen) decides which durations are offered."""
+    """The /access modal. `resource_id` (once chosen) decides which durations are offered.
+
+    `intake` prefills it from `/access <resource> [<duration> <why>]`; `errors` (by field) are
+    shown under the fields they are about, as Slack shows a refused submission's."""
+    intake = intake or Intake()
+    errors = errors or {}
+    resource_id = resource_id or intake.resource_id
     resource_element = resource_select(registry)
     if resource_id and registry.find(resource_id):
         found = registry.find(resource_id)
         assert found
         resource_element["initial_option"] = _option(found[1].name, resource_id)
     durations = durations_for(registry, resource_id)
+    duration_element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": Ids.VALUE,
+        "placeholder": _text("How long?"),
+        "options": [_option(describe_duration(d), str(int(d.total_seconds()))) for d in durations],
+    }
+    chosen = [o for o in duration_element["options"] if o["value"] == intake.duration_seconds]
+    if chosen:
+        duration_element["initial_option"] = chosen[0]
+    resource_block: Block = {
+        "type": "input",
+        "block_id": Ids.RESOURCE_BLOCK,
+        "label": _text("Resource"),
+        "dispatch_action": durations_vary(registry),
+        "element": resource_element,
+    }
+    if intake.unknown:
+        resource_block["hint"] = _text(
+            fmt.clip(
+                f"No resource is called “{fmt.visible(intake.unknown)}”: choose one here.", 2000
+            )
+        )
+    justification = justification_input("What are you doing, and why does it need this access?")
+    if intake.justification:
+        justification["element"]["initial_value"] = intake.justification[:MAX_JUSTIFICATION]
+    duration_block: Block = {
+        "type": "input",
+        "block_id": Ids.DURATION_BLOCK,
+        "label": _text("Duration"),
+        "element": duration_element,
+    }
+    fields = [
+        ("resource", resource_block),
+        ("justification", justification),
+        ("duration", duration_block),
+    ]
+    rule = ticket_rule(registry, resource_id)
+    if rule is not None:
+        fields.append(("ticket", ticket_input(rule, intake.ticket)))
+    for field, block in fields:
+        if field in errors:
+            block["hint"] = _text(fmt.clip(f"⚠️ {errors[field]}", 2000))
     return {
         "type": "modal",
         "callback_id": Ids.REQUEST_MODAL,
@@ -81,32 +188,24 @@ def request_modal(
         "submit": _text("Request"),
         "close": _text("Cancel"),
         "private_metadata": json.dumps({"channel": channel_id}),
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": Ids.RESOURCE_BLOCK,
-                "label": _text("Resource"),
-                "dispatch_action": durations_vary(registry),
-                "element": resource_element,
-            },
-            justification_input("What are you doing, and why does it need this access?"),
-            {
-                "type": "input",
-                # A new block id when the choices change, so Slack drops a stale selection.
-                "block_id": Ids.DURATION_BLOCK,
-                "label": _text("Duration"),
-                "element": {
-                    "type": "static_select",
-                    "action_id": Ids.VALUE,
-                    "placeholder": _text("How long?"),
-                    "options": [
-                        _option(describe_duration(d), str(int(d.total_seconds())))
-                        for d in durations
-                    ],
-                },
-            },
-        ],
+        "blocks": [block for _, block in fields],
     }
+
+
+def submitting(registry: Registry, intake: Intake) -> str:
+    """The ephemeral answer to a one-line `/access` that is complete and valid."""
+    found = registry.find(intake.resource_id or "")
+    name = fmt.escape(found[1].name) if found else "it"
+    seconds = int(intake.duration_seconds or 0)
+    return (
+        f"📨 Asking for *{name}* for {describe_duration(timedelta(seconds=seconds))}. "
+        "I'll message you at each step."
+    )
+
+
+def break_glass_refused(errors: dict[str, str]) -> str:
+    problems = "\n".join(f"• {fmt.escape(message)}" for message in errors.values())
+    return f"🚨 Break-glass needs `/access break-glass <resource> <duration> <reason>`:\n{problems}"
 
 
 def justification_input(placeholder: str) -> Block:
@@ -135,10 +234,12 @@ def read_request_form(view: dict[str, Any]) -> dict[str, str | None]:
         return value if isinstance(value, str) else None
 
     justification = ((values.get(Ids.JUSTIFICATION_BLOCK) or {}).get(Ids.VALUE) or {}).get("value")
+    ticket = ((values.get(Ids.TICKET_BLOCK) or {}).get(Ids.VALUE) or {}).get("value")
     return {
         "resource_id": selected(Ids.RESOURCE_BLOCK, Ids.RESOURCE_SELECT),
         "duration_seconds": selected(Ids.DURATION_BLOCK, Ids.VALUE),
         "justification": justification if isinstance(justification, str) else None,
+        "ticket": ticket if isinstance(ticket, str) else None,
     }
 
 
@@ -149,19 +250,30 @@ def _people(slack_ids: tuple[str, ...]) -> str:
     return ", ".join(fmt.user(s) for s in slack_ids)
 
 
+def _approvers(view: RequestView) -> str:
+    """Who approved; the requester's own approval (`allow_self_approval`) said as such."""
+    names = [
+        f"{fmt.user(s)} (their own approval)" if s == view.requester_slack_id else fmt.user(s)
+        for s in view.approvals
+    ]
+    return ", ".join(names) or fmt.user(view.decided_by)
+
+
 def approved_by(view: RequestView) -> str:
+    if view.decided_via == "break_glass":
+        return f"🚨 Break-glass: {fmt.user(view.requester_slack_id)} granted it to themself"
     if view.decided_via == "on_call":
         return "✅ Approved automatically (on call)"
     if view.decided_via == "policy":
         return "✅ Approved automatically by the workflow's policy"
-    return f"✅ Approved by {_people(view.approvals) or fmt.user(view.decided_by)}"
+    return f"✅ Approved by {_approvers(view)}{_less(view)}"
 
 
 def status_line(view: RequestView) -> str:
     if view.state == RequestState.PENDING:
         if view.required_approvals > 1:
             tally = f"⏳ {len(view.approvals)} of {view.required_approvals} approvals"
-            return f"{tally}: {_people(view.approvals)}." if view.approvals else f"{tally}."
+            return f"{tally}: {_approvers(view)}{_less(view)}." if view.approvals else f"{tally}."
         return "⏳ Waiting for an approver."
     if view.state == RequestState.DENIED:
         if view.decided_via == "policy":
@@ -183,6 +295,8 @@ def status_line(view: RequestView) -> str:
         return f"{approved}. ⏳ Granting…"
     if view.grant_state == GrantState.ACTIVE and view.expires_at:
         extended = " (extended)" if view.extended else ""
+        if ends_with_shift(view):
+            extended += " (the end of the on-call shift)"
         return f"{approved}. 🔓 Access granted until {fmt.date(view.expires_at)}{extended}."
     if view.grant_state == GrantState.FAILED:
         return (
@@ -242,13 +356,32 @@ def actions(*elements: dict[str, Any], block_id: str | None = None) -> Block:
 def summary_of(view: RequestView) -> str:
     who = fmt.user(view.requester_slack_id)
     what = fmt.escape(view.resource_name)
+    asked = describe_duration(view.asked_duration or view.duration)
+    ticket = ticket_ref(view)
     if view.kind == RequestKind.EXTENSION:
-        return f"{who} asks for {describe_duration(view.duration)} more on {what}"
-    return f"{who} requests access to {what} for {describe_duration(view.duration)}"
+        return f"{who} asks for {asked} more on {what}{ticket}"
+    return f"{who} requests access to {what} for {asked}{ticket}"
+
+
+def _less(view: RequestView) -> str:
+    """ " for 15 minutes (asked 1 hour)" when an approver approved less than asked."""
+    if view.asked_duration is None:
+        return ""
+    return (
+        f" for {describe_duration(view.duration)} (asked {describe_duration(view.asked_duration)})"
+    )
+
+
+def duration_field(view: RequestView) -> str:
+    if view.asked_duration is None:
+        return describe_duration(view.duration)
+    return f"{describe_duration(view.duration)} (asked {describe_duration(view.asked_duration)})"
 
 
 def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
     summary = summary_of(view)
+    if view.decided_via == "break_glass":
+        summary = f"🚨 {view.alert or ''} BREAK-GLASS: {summary}".replace("  ", " ")
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{summary}*"}},
         {
@@ -259,7 +392,7 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
                     "type": "mrkdwn",
                     "text": f"*Resource:*\n{fmt.escape(view.resource_name)} (`{view.resource_id}`)",
                 },
-                {"type": "mrkdwn", "text": f"*Duration:*\n{describe_duration(view.duration)}"},
+                {"type": "mrkdwn", "text": f"*Duration:*\n{duration_field(view)}"},
                 {"type": "mrkdwn", "text": f"*Workflow:*\n{fmt.escape(view.workflow)}"},
             ],
         },
@@ -277,26 +410,110 @@ def approvers_message(view: RequestView) -> tuple[str, list[Block]]:
             note = f"🤖 PagerDuty shows {fmt.user(view.requester_slack_id)} {note}."
         elif view.decided_via == "policy":
             note = f"🤖 Policy: {note}"
+        elif view.decided_via == "break_glass":
+            note = f"🚨 {note}"
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": fmt.clip(note, 2000)}]}
         )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": status_line(view)}})
+    if view.decided_via == "break_glass":
+        blocks.extend(review_blocks(view))
     if view.state == RequestState.PENDING:
         blocks.append(decision_buttons(view))
     elif view.grant_state == GrantState.ACTIVE and view.grant_id:
-        blocks.append(actions(button("Revoke", Ids.GIVE_BACK, str(view.grant_id), "danger")))
+        elements = [button("Revoke", Ids.GIVE_BACK, str(view.grant_id), "danger")]
+        if view.decided_via == "break_glass" and not view.reviewed_by:
+            elements.insert(0, button("Reviewed", Ids.REVIEW, str(view.id), "primary"))
+        blocks.append(actions(*elements))
     return f"{summary}. {status_line(view)}", blocks
+
+
+def review_blocks(view: RequestView) -> list[Block]:
+    """Where a break-glass grant's review stands."""
+    if view.reviewed_by:
+        text = f"👀 Reviewed by {fmt.user(view.reviewed_by)}."
+    else:
+        text = "👀 Not reviewed yet: an approver checks it, then clicks *Reviewed* (or *Revoke*)."
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}]
+
+
+def break_glass_unreviewed(view: RequestView, waited: timedelta) -> str:
+    """A break-glass grant nobody reviewed in time, announced again with the workflow's alert."""
+    alert = f"{view.alert} " if view.alert else ""
+    return (
+        f"🚨 {alert}{fmt.user(view.requester_slack_id)}'s break-glass access is still "
+        f"unreviewed after {describe_duration(waited)}. An approver: check it, then click "
+        "*Reviewed* (or *Revoke*)."
+    )
+
+
+def escalation_message(view: RequestView, waited: timedelta) -> tuple[str, list[Block]]:
+    """A stale request re-posted to the workflow's `escalate_to` channel."""
+    head = (
+        f"⏫ *Waiting {describe_duration(waited)} for a decision* in "
+        f"<#{view.approvers_channel}>: {summary_of(view)}"
+    )
+    message_blocks: list[Block] = [
+        section(head),
+        section("*Justification:*\n" + fmt.quote(view.justification, SECTION_LIMIT - 20)),
+        decision_buttons(view),
+    ]
+    return f"⏫ Waiting {describe_duration(waited)} for a decision: {summary_of(view)}", (
+        message_blocks
+    )
+
+
+def escalation_nobody(view: RequestView, waited: timedelta, why: str | None) -> str:
+    """Escalating to the on-call approvers found none of them on call."""
+    reason = f" ({fmt.escape(why)})" if why else ""
+    return (
+        f"⏫ {summary_of(view)}: it has waited {describe_duration(waited)} for a decision, and "
+        f"no approver is on call in PagerDuty to escalate to{reason}."
+    )
+
+
+def escalation_call(view: RequestView, group: str, waited: timedelta) -> str:
+    """The line that calls a user group to a stale request, in the approvers' thread."""
+    return (
+        f"⏫ <!subteam^{group}> {summary_of(view)}: it has waited "
+        f"{describe_duration(waited)} for a decision."
+    )
 
 
 # -- direct messages to the requester ---------------------------------------------------------
 
 
 def decision_buttons(view: RequestView) -> Block:
-    return actions(
+    elements = [
         button("Approve", Ids.APPROVE, str(view.id), "primary"),
         button("Deny", Ids.DENY, str(view.id), "danger"),
-        block_id=Ids.DECISION_BLOCK,
-    )
+    ]
+    if view.shorter:
+        elements.append(approve_for_less(view))
+    return actions(*elements, block_id=Ids.DECISION_BLOCK)
+
+
+def approve_for_less(view: RequestView) -> dict[str, Any]:
+    """A menu beside Approve: approve one of the policy's durations shorter than asked."""
+    return {
+        "type": "static_select",
+        "action_id": Ids.APPROVE_FOR,
+        "placeholder": _text("Approve for less…"),
+        "options": [
+            _option(f"Approve for {describe_duration(d)}", f"{view.id}|{int(d.total_seconds())}")
+            for d in view.shorter[:MAX_OPTIONS]
+        ],
+    }
+
+
+def read_approve_for(value: str) -> tuple[str, timedelta | None]:
+    """The request id and duration an "Approve for less…" choice carries."""
+    request_id, _, seconds = value.partition("|")
+    try:
+        duration = timedelta(seconds=int(seconds))
+    except ValueError:
+        return request_id, None
+    return request_id, duration if duration > timedelta(0) else None
 
 
 def section(text: str, accessory: dict[str, Any] | None = None) -> Block:
@@ -397,7 +614,22 @@ def read_extension_form(view: dict[str, Any]) -> dict[str, str | None]:
 
 
 def _what(view: RequestView) -> str:
-    return f"*{fmt.escape(view.resource_name)}*"
+    return f"*{fmt.escape(view.resource_name)}*{ticket_ref(view)}"
+
+
+def ticket_link(view: RequestView) -> str:
+    """The ticket as a mrkdwn link (the reference escaped; the URL quoted when stored)."""
+    if not view.ticket:
+        return ""
+    text = fmt.escape(view.ticket).replace("|", "¦")
+    if not view.ticket_url:
+        return text
+    url = view.ticket_url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
+    return f"<{url}|{text}>"
+
+
+def ticket_ref(view: RequestView) -> str:
+    return f" ({ticket_link(view)})" if view.ticket else ""
 
 
 def dm_submitted(view: RequestView) -> str:
@@ -421,19 +653,55 @@ def dm_denied(view: RequestView) -> str:
 
 def dm_granted(view: RequestView) -> str:
     assert view.expires_at
-    if view.decided_via == "on_call":
+    if view.decided_via == "break_glass":
+        why = "break-glass: the approvers have been alerted and will review it"
+    elif view.decided_via == "on_call":
         evidence = fmt.escape(view.decision_note or "on call")
         why = f"approved automatically because PagerDuty shows you {evidence}"
     elif view.decided_via == "policy":
         why = f"approved automatically by policy: {fmt.escape(view.decision_note or '')}"
+    elif view.requester_slack_id in view.approvals and len(view.approvals) == 1:
+        why = "you approved it yourself, as the policy allows"
     else:
-        why = f"approved by {_people(view.approvals) or fmt.user(view.decided_by)}"
-    granted = f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
+        why = f"approved by {_approvers(view)}"
+    granted = (
+        f"🔓 Access to {_what(view)} is granted until {fmt.date(view.expires_at)} ({why})."
+        f"{shift_note(view)}{less_note(view)}"
+    )
     if view.held_before:
         granted += (
             " You already had this access before this grant; it stays in place when the grant ends."
         )
     return granted
+
+
+def less_note(view: RequestView) -> str:
+    if view.asked_duration is None:
+        return ""
+    return (
+        f" It was approved for {describe_duration(view.duration)}, less than the "
+        f"{describe_duration(view.asked_duration)} you asked for."
+    )
+
+
+def ends_with_shift(view: RequestView) -> bool:
+    """The grant ends when the on-call shift does, sooner than the duration chosen."""
+    if view.not_after is None or view.expires_at is None:
+        return False
+    return view.expires_at >= view.not_after - timedelta(seconds=1)
+
+
+def shift_note(view: RequestView) -> str:
+    """Which end applies to an `OnCall(end_with_shift=True)` grant: the shift's or the chosen."""
+    if view.not_after is None:
+        return ""
+    chosen = describe_duration(view.duration)
+    if ends_with_shift(view):
+        return f" It ends with your on-call shift, sooner than the {chosen} you chose."
+    return (
+        f" It lasts the {chosen} you chose; your on-call shift ends later "
+        f"({fmt.date(view.not_after)})."
+    )
 
 
 def dm_grant_failed(view: RequestView) -> str:

@@ -7,6 +7,7 @@ pending updates of it collapse into one). `app.slack.sender` delivers them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from app.core.outbox import Outbox
 from app.core.views import RequestView
 from app.slack import blocks
 from app.slack import format as fmt
+from app.workflows.model import ON_CALL_APPROVERS
 
 # Outbox kinds, read back by app.slack.sender.
 POST = "post"  # chat.postMessage of a rendered message (a DM)
@@ -33,11 +35,54 @@ class SlackNotifier:
         self._dm(session, view, blocks.dm_submitted(view), blocks.dm_submitted_blocks(view))
         self._post_request(session, view)
 
-    def request_auto_decided(self, session: Session, view: RequestView) -> None:
-        """The workflow decided alone: an FYI to the approvers (no buttons); tell a denial."""
+    def request_auto_decided(
+        self, session: Session, view: RequestView, *, announce: bool = True
+    ) -> None:
+        """The workflow decided alone: an FYI to the approvers (no buttons), unless the rule
+        asked for quiet (`OnCall(announce=False)`); tell a denial."""
         if view.state == RequestState.DENIED:
             self._dm(session, view, blocks.dm_denied(view))
-        self._post_request(session, view)
+            announce = True
+        if announce:
+            self._post_request(session, view)
+
+    def request_escalated(
+        self,
+        session: Session,
+        view: RequestView,
+        to: str,
+        waited: timedelta,
+        *,
+        people: Sequence[str] = (),
+        why: str | None = None,
+    ) -> None:
+        """Re-post a stale request: to another channel, with its buttons; for a user group, a
+        line in the approvers' thread, shown in the channel, calling the group; for the
+        on-call approvers, a DM with the buttons to each (or a line saying none is)."""
+        if to == ON_CALL_APPROVERS:
+            text, message_blocks = blocks.escalation_message(view, waited)
+            for person in people:
+                self.outbox.add(
+                    session,
+                    conversation=person,
+                    kind=POST,
+                    payload={"channel": person, "text": text, "blocks": message_blocks},
+                    request_id=view.id,
+                )
+            if not people:
+                self._alert(session, view, blocks.escalation_nobody(view, waited, why))
+            return
+        if to.startswith("S"):
+            self._alert(session, view, blocks.escalation_call(view, to, waited))
+            return
+        text, message_blocks = blocks.escalation_message(view, waited)
+        self.outbox.add(
+            session,
+            conversation=to,
+            kind=POST,
+            payload={"channel": to, "text": text, "blocks": message_blocks},
+            request_id=view.id,
+        )
 
     def request_progress(self, session: Session, view: RequestView) -> None:
         self._refresh(session, view)
@@ -46,6 +91,12 @@ class SlackNotifier:
         """Plain text from the core (a hook's failure: its message is the author's or a
         target's); escaped here, so it can mention nobody and link nowhere."""
         self._alert(session, view, fmt.escape(text))
+
+    def break_glass_unreviewed(
+        self, session: Session, view: RequestView, waited: timedelta
+    ) -> None:
+        """Our own words and the workflow's mention (not a note's escaped text)."""
+        self._alert(session, view, blocks.break_glass_unreviewed(view, waited))
 
     def request_decided(self, session: Session, view: RequestView) -> None:
         self._refresh(session, view)

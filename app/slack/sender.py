@@ -171,6 +171,8 @@ class SlackSender:
             )
         elif delivery.kind == THREAD:
             thread = view.approvers_message_ts
+            if not thread and not delivery.payload.get("broadcast"):
+                raise _Skip("a thread note, and no approvers' message to put it under")
             self.client.chat_postMessage(
                 channel=view.approvers_channel,
                 text=str(delivery.payload.get("text", "")),

@@ -7,10 +7,22 @@ from app.grants.okta import OktaGroup
 from app.grants.postgres_role import PostgresRole
 from app.grants.python import Python
 from app.grants.webhook import Webhook
-from app.workflows.model import AccessRequestInfo, Decision, OnCall, Requester, Resource, Workflow
+from app.workflows.model import (
+    ON_CALL_APPROVERS,
+    AccessRequestInfo,
+    BreakGlass,
+    Decision,
+    OnCall,
+    Requester,
+    Resource,
+    Ticket,
+    Workflow,
+)
 
 __all__ = [
+    "ON_CALL_APPROVERS",
     "AccessRequestInfo",
+    "BreakGlass",
     "Decision",
     "Env",
     "GitHubApp",
@@ -28,6 +40,7 @@ __all__ = [
     "Requester",
     "Resource",
     "Retry",
+    "Ticket",
     "Webhook",
     "Workflow",
 ]

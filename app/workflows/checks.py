@@ -14,7 +14,15 @@ from datetime import timedelta
 
 from app.grants.base import GrantStrategy, Retry
 from app.grants.python import signature_problem
-from app.workflows.model import Location, OnCall, Resource, Workflow
+from app.workflows.model import (
+    ON_CALL_APPROVERS,
+    BreakGlass,
+    Location,
+    OnCall,
+    Resource,
+    Ticket,
+    Workflow,
+)
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -22,6 +30,7 @@ USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RESOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
 HOOKS = ("on_request", "after_grant", "after_revoke", "after_deny")
+COMMAND_WORDS = ("help", "list")  # `/access help` and `/access list` are not resources
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,100 @@ def check_on_call(rule: object, at: Location) -> Iterator[Problem]:
         yield Problem(at, "max_auto_approvals must be a whole number of at least 1, or None")
     if not isinstance(rule.interval, timedelta) or rule.interval <= timedelta(0):
         yield Problem(at, "interval must be a positive timedelta")
+    if not isinstance(rule.end_with_shift, bool):
+        yield Problem(at, f"end_with_shift must be True or False (got {rule.end_with_shift!r})")
+    if not isinstance(rule.announce, bool):
+        yield Problem(at, f"announce must be True or False (got {rule.announce!r})")
+
+
+def check_ticket(ticket: object, at: Location) -> Iterator[Problem]:
+    if ticket is None:
+        return
+    if not isinstance(ticket, Ticket):
+        yield Problem(at, "ticket must be Ticket(...) or None")
+        return
+    at = ticket.location
+    try:
+        compiled = re.compile(ticket.pattern) if isinstance(ticket.pattern, str) else None
+    except re.error as exc:
+        yield Problem(at, f"ticket pattern {ticket.pattern!r} is not a regular expression: {exc}")
+        compiled = None
+    if not isinstance(ticket.pattern, str) or not ticket.pattern:
+        yield Problem(at, "ticket pattern must be a non-empty regular expression")
+    elif compiled is not None and compiled.fullmatch(""):
+        yield Problem(at, f"ticket pattern {ticket.pattern!r} matches an empty reference")
+    if (
+        not isinstance(ticket.url, str)
+        or not ticket.url.startswith(("https://", "http://"))
+        or ticket.url.count("{}") != 1
+    ):
+        yield Problem(
+            at,
+            f"ticket url {ticket.url!r} must be an http(s) URL with one {{}} where the "
+            "reference goes",
+        )
+    if not isinstance(ticket.required, bool):
+        yield Problem(at, f"ticket required must be True or False (got {ticket.required!r})")
+    if not isinstance(ticket.label, str) or not ticket.label.strip() or len(ticket.label) > 30:
+        yield Problem(at, "ticket label must be a non-empty string of at most 30 characters")
+
+
+def check_break_glass(rule: object, at: Location) -> Iterator[Problem]:
+    if rule is None:
+        return
+    if not isinstance(rule, BreakGlass):
+        yield Problem(at, "break_glass must be BreakGlass(...) or None")
+        return
+    at = rule.location
+    if not isinstance(rule.max_duration, timedelta) or rule.max_duration <= timedelta(0):
+        yield Problem(
+            at, f"break-glass max_duration must be a positive timedelta (got {rule.max_duration!r})"
+        )
+    if not _is_sequence(rule.who) or not rule.who:
+        yield Problem(
+            at, "break-glass who must name at least one Slack user id, email or user group id"
+        )
+    else:
+        yield from check_approvers(rule.who, at, "break-glass who")
+    if not isinstance(rule.notify, str) or not (
+        rule.notify in ("here", "channel") or USERGROUP_ID.match(rule.notify)
+    ):
+        yield Problem(
+            at,
+            f'break-glass notify {rule.notify!r} must be "here", "channel" or a user group '
+            "id (S0123ABCD)",
+        )
+    if not isinstance(rule.review_after, timedelta) or rule.review_after <= timedelta(0):
+        yield Problem(
+            at, f"break-glass review_after must be a positive timedelta (got {rule.review_after!r})"
+        )
+
+
+def check_escalation(workflow: Workflow, at: Location) -> Iterator[Problem]:
+    after, to = workflow.escalate_after, workflow.escalate_to
+    if after is None and to is None:
+        return
+    if after is None or to is None:
+        yield Problem(at, "escalate_after and escalate_to go together: set both, or neither")
+        return
+    if not isinstance(after, timedelta) or after <= timedelta(0):
+        yield Problem(at, f"escalate_after must be a positive timedelta (got {after!r})")
+    elif isinstance(workflow.request_ttl, timedelta) and after >= workflow.request_ttl:
+        yield Problem(
+            at,
+            f"escalate_after {after} is not shorter than request_ttl {workflow.request_ttl}: "
+            "requests would expire before they escalate",
+        )
+    if not isinstance(to, str) or not (
+        CHANNEL_ID.match(to) or USERGROUP_ID.match(to) or to == ON_CALL_APPROVERS
+    ):
+        yield Problem(
+            at,
+            f"escalate_to {to!r} must be a Slack channel id (C0123ABCD), a user group id "
+            "(S0123ABCD) or ON_CALL_APPROVERS",
+        )
+    elif to == workflow.approvers_channel:
+        yield Problem(at, "escalate_to is the approvers' channel itself: escalate elsewhere")
 
 
 def check_resource(workflow: Workflow, resource: Resource) -> Iterator[Problem]:
@@ -157,6 +260,14 @@ def check_resource(workflow: Workflow, resource: Resource) -> Iterator[Problem]:
         for message in getattr(resource.grant, "warnings", list)():
             yield Problem(at, message, warning=True)
     yield from check_max_duration(resource.max_duration, at)
+    if resource.allow_self_approval is not None and not isinstance(
+        resource.allow_self_approval, bool
+    ):
+        yield Problem(
+            at,
+            "allow_self_approval must be True, False or None "
+            f"(got {resource.allow_self_approval!r})",
+        )
     if resource.durations is not None:
         yield from check_durations(
             resource.durations, workflow.max_duration_for(resource), at, "resource durations"
@@ -188,6 +299,17 @@ def check_workflow(workflow: Workflow) -> Iterator[Problem]:
     if _is_sequence(workflow.approvers):
         yield from check_required_approvals(workflow.required_approvals, workflow.approvers, at)
     yield from check_on_call(workflow.auto_approve, at)
+    yield from check_ticket(workflow.ticket, at)
+    yield from check_escalation(workflow, at)
+    yield from check_break_glass(workflow.break_glass, at)
+    if not isinstance(workflow.approve_for_less, bool):
+        yield Problem(
+            at, f"approve_for_less must be True or False (got {workflow.approve_for_less!r})"
+        )
+    if not isinstance(workflow.allow_self_approval, bool):
+        yield Problem(
+            at, f"allow_self_approval must be True or False (got {workflow.allow_self_approval!r})"
+        )
     if not isinstance(workflow.request_ttl, timedelta) or workflow.request_ttl <= timedelta(0):
         yield Problem(
             at, f"request_ttl must be a positive timedelta (got {workflow.request_ttl!r})"
@@ -212,6 +334,7 @@ def check_policy(workflows: list[Workflow]) -> list[Problem]:
     problems: list[Problem] = []
     names: dict[str, Location] = {}
     resource_ids: dict[str, Location] = {}
+    typed: dict[str, tuple[str, Location]] = {}  # what `/access <word>` matches, casefolded
     for workflow in workflows:
         problems.extend(check_workflow(workflow))
         if workflow.name in names:
@@ -234,4 +357,25 @@ def check_policy(workflows: list[Workflow]) -> list[Problem]:
                     )
                 )
             resource_ids.setdefault(rid, resource.location)
+            problems.extend(_typed_names(resource, typed))
     return problems
+
+
+def _typed_names(resource: Resource, typed: dict[str, tuple[str, Location]]) -> Iterator[Problem]:
+    """`/access <id or name>` must name one resource: no two may share a word people type."""
+    name = " ".join(resource.name.split()) if isinstance(resource.name, str) else ""
+    for key in {resource.id.casefold(), name.casefold()} - {""}:
+        if key in COMMAND_WORDS:
+            yield Problem(
+                resource.location,
+                f"resource id or name {key!r} is taken by `/access {key}`: choose another",
+            )
+        elif key in typed and typed[key][0] != resource.id:
+            other, where = typed[key]
+            yield Problem(
+                resource.location,
+                f"`/access {key}` is ambiguous: resource {other!r} at {where} has the same id "
+                f"or name (ignoring case), and is the one it picks",
+                warning=True,
+            )
+        typed.setdefault(key, (resource.id, resource.location))

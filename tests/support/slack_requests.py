@@ -48,8 +48,15 @@ class SlackSender:
     # -- what people do --------------------------------------------------------------------
 
     def command(
-        self, user_id: str, text: str = "", channel_id: str = "C0GENERAL"
+        self,
+        user_id: str,
+        text: str = "",
+        channel_id: str = "C0GENERAL",
+        *,
+        trigger_id: str | None = None,
     ) -> httpx.Response:
+        """A /access command; each has a trigger id of its own, as Slack's do, unless
+        `trigger_id`."""
         return self.post(
             urlencode(
                 {
@@ -64,7 +71,7 @@ class SlackSender:
                     "text": text,
                     "api_app_id": "A0APP",
                     "response_url": "https://hooks.slack.invalid/commands/1",
-                    "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                    "trigger_id": trigger_id or f"trigger-{uuid.uuid4().hex[:8]}",
                 }
             )
         )
@@ -76,10 +83,12 @@ class SlackSender:
         resource: str | None,
         justification: str | None,
         duration_seconds: int | str | None,
+        ticket: str | None = None,
         view_id: str | None = None,
     ) -> httpx.Response:
-        """A view_submission of the /access modal with the given values (any of them forged).
-        Each is from a modal of its own (a new view id), as Slack's are, unless `view_id`."""
+        """A view_submission of the /access modal with the given values (any of them forged);
+        `ticket` fills the Ticket field (only when the workflow asks for one). Each is from a
+        modal of its own (a new view id), as Slack's are, unless `view_id`."""
 
         def selected(value: Any) -> dict[str, Any]:
             if value is None:
@@ -99,6 +108,8 @@ class SlackSender:
             },
             Ids.DURATION_BLOCK: {Ids.VALUE: selected(duration_seconds)},
         }
+        if ticket is not None:
+            values[Ids.TICKET_BLOCK] = {Ids.VALUE: {"type": "plain_text_input", "value": ticket}}
         return self.payload(
             {
                 "type": "view_submission",
@@ -152,6 +163,68 @@ class SlackSender:
                         "action_ts": str(time.time()),
                     }
                 ],
+            }
+        )
+
+    def choose(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str,
+        *,
+        channel_id: str,
+        message_ts: str | None = None,
+    ) -> httpx.Response:
+        """An option chosen in a static_select of a message (block_actions, as Slack sends)."""
+        ts = message_ts or "1700000000.000100"
+        return self.payload(
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM["id"]},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "trigger_id": f"trigger-{uuid.uuid4().hex[:8]}",
+                "container": {"type": "message", "message_ts": ts, "channel_id": channel_id},
+                "channel": {"id": channel_id, "name": "approvals"},
+                "message": {"type": "message", "ts": ts, "text": "request"},
+                "response_url": "https://hooks.slack.invalid/actions/1",
+                "actions": [
+                    {
+                        "action_id": action_id,
+                        "block_id": Ids.DECISION_BLOCK,
+                        "type": "static_select",
+                        "selected_option": {
+                            "text": {"type": "plain_text", "text": "chosen"},
+                            "value": value,
+                        },
+                        "action_ts": str(time.time()),
+                    }
+                ],
+            }
+        )
+
+    def suggest(self, user_id: str, action_id: str, block_id: str, typed: str) -> httpx.Response:
+        """What Slack sends to the options load URL while someone types in an external_select
+        of a modal (a `block_suggestion`, as Slack's reference documents it)."""
+        return self.payload(
+            {
+                "type": "block_suggestion",
+                "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM["id"]},
+                "container": {"type": "view", "view_id": "V0VIEW"},
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": typed,
+                "team": {"id": TEAM["id"], "domain": TEAM["domain"]},
+                "view": {
+                    "id": "V0VIEW",
+                    "type": "modal",
+                    "callback_id": Ids.REQUEST_MODAL,
+                    "state": {"values": {}},
+                    "hash": "h1",
+                },
             }
         )
 

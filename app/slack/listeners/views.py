@@ -22,6 +22,7 @@ FIELD_BLOCKS = {
     "resource": Ids.RESOURCE_BLOCK,
     "justification": Ids.JUSTIFICATION_BLOCK,
     "duration": Ids.DURATION_BLOCK,
+    "ticket": Ids.TICKET_BLOCK,
 }
 
 
@@ -37,6 +38,7 @@ def register(
                 resource_id=form["resource_id"] or "",
                 duration_seconds=form["duration_seconds"] or "",
                 justification=form["justification"] or "",
+                ticket=form.get("ticket"),
                 submission_id=view_id,
             )
         except InvalidRequest as exc:  # the policy changed between the ack and now
@@ -63,6 +65,12 @@ def register(
         ack()
         view_id = view.get("id") if isinstance(view.get("id"), str) else None
         after_ack.submit(store_request, requester_id, view_id, form, client)
+
+    @app.options(Ids.RESOURCE_SELECT)
+    def suggest_resources(ack: Ack, payload: dict[str, Any]) -> None:
+        """The type-ahead of a large catalog: answered from the loaded registry, in memory."""
+        query = payload.get("value")
+        ack(options=blocks.resource_options(registry, query if isinstance(query, str) else ""))
 
     @app.action(Ids.RESOURCE_SELECT)
     def offer_resource_durations(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
