@@ -129,7 +129,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     server = make_server(
         AccessbotWsgi(
-            slack=slack_handler, engine=runtime.engine, traffic=runtime.after_ack.traffic
+            slack=slack_handler,
+            engine=runtime.engine,
+            traffic=runtime.after_ack.traffic,
+            readiness=runtime.readiness,
+            metrics=runtime.metrics.render,
         ),
         host=settings.host,
         port=settings.port,

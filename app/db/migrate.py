@@ -117,3 +117,14 @@ def owns_audit_log(database_url: str) -> bool:
         return bool(owner)
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    """The latest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", script_location())
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head

@@ -171,6 +171,8 @@ def start_bot(
             ),
             engine=runtime.engine,
             traffic=runtime.after_ack.traffic,
+            readiness=runtime.readiness,
+            metrics=runtime.metrics.render,
         ),
         host="127.0.0.1",
         port=0,
