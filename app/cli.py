@@ -9,6 +9,7 @@ import logging
 import re
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,10 +114,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
         runtime.stop(timeout=0)
         _fail("refusing to start: approvers' channels above are open to anyone who joins", 1)
     slack_handler = None
+    socket_mode = None
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        SocketModeHandler(runtime.bolt, settings.slack_app_token).connect()
+        socket_mode = SocketModeHandler(runtime.bolt, settings.slack_app_token)
+        socket_mode.connect()
         log.info("connected to Slack in Socket Mode")
     else:
         from app.slack.http import SlackHttp
@@ -140,7 +143,27 @@ def cmd_serve(args: argparse.Namespace) -> None:
         threads=settings.worker_threads,
         max_body=settings.max_body_bytes,
     )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def drain() -> None:
+        """Refuse new Slack requests (503: Slack tries again, elsewhere), take no new work,
+        let work in flight finish within SHUTDOWN_GRACE_SECONDS, hand back the rest."""
+        log.info(
+            "SIGTERM: finishing work in flight (at most %g s), then exiting",
+            settings.shutdown_grace_seconds,
+        )
+        if socket_mode is not None:
+            socket_mode.close()  # no new events; Slack delivers them to another connection
+        runtime.stop()
+        server.stop()
+
+    drainer = threading.Thread(target=drain, name="shutdown")
+
+    def on_sigterm(*_: object) -> None:
+        if not runtime.readiness.draining.is_set():
+            runtime.readiness.draining.set()
+            drainer.start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     # Threads hand the interpreter lock over every 5 ms by default: an ack waiting behind
     # CPU-bound work (the ORM, rendering) would wait that long at each step. 1 ms keeps acks quick.
     sys.setswitchinterval(0.001)
@@ -158,7 +181,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        runtime.stop()
+        if drainer.is_alive():
+            drainer.join()
+        elif not runtime.readiness.draining.is_set():
+            runtime.stop()
+    log.info("stopped")
+    if runtime.readiness.draining.is_set():
+        _exit_now()
+
+
+def _exit_now() -> NoReturn:
+    """Exit 0 without waiting for calls still running past the grace period (their leases
+    were handed back; Python would otherwise join their threads at exit, however long)."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # the embedded PostgreSQL, if any, stops cleanly
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
