@@ -203,6 +203,26 @@ def _exit_now() -> NoReturn:
     os._exit(0)
 
 
+def cmd_doctor(args: argparse.Namespace) -> None:
+    """Check the whole setup; one line per check; exit 1 on any ✗."""
+    from app.doctor.run import run
+
+    configure_logging(logging.ERROR)
+    try:
+        settings = load_settings(Settings)
+    except SettingsError as exc:
+        print(f"✗ {exc}")
+        raise SystemExit(1) from None
+    checks = run(settings)
+    for check in checks:
+        print(check.line())
+    failures = sum(not check.ok for check in checks)
+    if failures:
+        print(f"{failures} problem(s): fix them, then run `accessbot doctor` again")
+        raise SystemExit(1)
+    print("everything checks out")
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
     configure_logging(logging.INFO)
     settings = _settings(DatabaseSettings)
@@ -350,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the bot (HTTP, or Socket Mode with SLACK_APP_TOKEN)"
     )
     serve.set_defaults(func=cmd_serve)
+    commands.add_parser(
+        "doctor", help="check the setup (Slack, PagerDuty, database, workflows, targets)"
+    ).set_defaults(func=cmd_doctor)
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser(

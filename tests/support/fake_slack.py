@@ -87,6 +87,17 @@ class FakeSlack(FakeServer):
         # conversations.info fields by channel id, over a private, unshared channel's
         self.channel_info: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        # what auth.test's `x-oauth-scopes` header says the token carries (as Slack does)
+        self.scopes: list[str] = [
+            "commands",
+            "chat:write",
+            "im:write",
+            "users:read",
+            "users:read.email",
+            "usergroups:read",
+            "channels:read",
+            "groups:read",
+        ]
         self.errors: dict[str, list[str]] = {}
         self.delays: dict[str, float] = {}
         self._rate_limits: dict[str | None, _RateLimit] = {}  # None: any method
@@ -201,6 +212,10 @@ class FakeSlack(FakeServer):
             time.sleep(self.delays[api_method])
         if error:
             return json_answer({"ok": False, "error": error})
+        if api_method == "auth.test":
+            return json_answer(
+                self.answer(api_method, args), **{"x-oauth-scopes": ",".join(self.scopes)}
+            )
         return json_answer(self.answer(api_method, args))
 
     def _take_rate_limit(self, method: str) -> int | None:
@@ -280,6 +295,7 @@ class FakeSlack(FakeServer):
                 "is_ext_shared": False,
                 "is_org_shared": False,
                 "is_pending_ext_shared": False,
+                "is_member": True,
                 **self.channel_info.get(channel, {}),
             }
             if info.get("error"):
