@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from dotenv import load_dotenv
 from slack_bolt.error import BoltError
@@ -31,7 +31,12 @@ from app.config import (
 )
 from app.core.durations import describe_duration
 from app.logs import configure_logging
-from app.workflows.loader import WorkflowError, load_workflows
+from app.workflows.loader import Registry, WorkflowError, load_workflows
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+    from app.server import HttpServer
+    from app.slack.http import SlackHttp
 
 log = logging.getLogger("accessbot")
 DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -73,10 +78,15 @@ def _database_url(settings: DatabaseSettings) -> str:
 
 def _migrate(settings: DatabaseSettings, database_url: str) -> None:
     """Migrate as MIGRATION_DATABASE_URL's role when set (the embedded server has one role)."""
-    from app.db.migrate import migrate
+    from app.core.text import redact_url
+    from app.db.migrate import current_revision, migrate
 
     owner_url = settings.migration_database_url if settings.database_url else None
+    before = current_revision(database_url)
     migrate(database_url, owner_url)
+    after = current_revision(database_url)
+    change = f"migrated {before or 'an empty database'} -> {after}" if before != after else after
+    log.info("database %s: schema at %s", redact_url(database_url), change)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -92,7 +102,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from app.db.migrate import owns_audit_log
     from app.runtime import build_runtime
-    from app.server import AccessbotWsgi, make_server
 
     database_url = _database_url(settings)
     _migrate(settings, database_url)
@@ -116,11 +125,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     slack_handler = None
     socket_mode = None
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+        from app.slack.socket_mode import connect_socket_mode
 
-        socket_mode = SocketModeHandler(runtime.bolt, settings.slack_app_token)
-        socket_mode.connect()
-        log.info("connected to Slack in Socket Mode")
+        assert settings.slack_app_token
+        socket_mode = connect_socket_mode(runtime.bolt, settings.slack_app_token)
     else:
         from app.slack.http import SlackHttp
 
@@ -130,19 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             signing_secret=settings.slack_signing_secret,
             max_body=settings.max_body_bytes,
         )
-    server = make_server(
-        AccessbotWsgi(
-            slack=slack_handler,
-            engine=runtime.engine,
-            traffic=runtime.after_ack.traffic,
-            readiness=runtime.readiness,
-            metrics=runtime.metrics.render,
-        ),
-        host=settings.host,
-        port=settings.port,
-        threads=settings.worker_threads,
-        max_body=settings.max_body_bytes,
-    )
+    servers = _http_servers(settings, runtime, slack_handler)
 
     def drain() -> None:
         """Refuse new Slack requests (503: Slack tries again, elsewhere), take no new work,
@@ -154,7 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         if socket_mode is not None:
             socket_mode.close()  # no new events; Slack delivers them to another connection
         runtime.stop()
-        server.stop()
+        for server in servers:
+            server.stop()
 
     drainer = threading.Thread(target=drain, name="shutdown")
 
@@ -168,14 +165,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # CPU-bound work (the ORM, rendering) would wait that long at each step. 1 ms keeps acks quick.
     sys.setswitchinterval(0.001)
     runtime.start()
-    log.info(
-        "accessbot serving %d resource(s) from %s on http://%s:%s "
-        "(POST /slack/events, GET /healthz)",
-        len(registry),
-        settings.workflows_dir,
-        settings.host,
-        server.port,
-    )
+    _say_where(settings, servers, registry)
+    server, *others = servers
+    for other in others:
+        threading.Thread(target=other.run, name="metrics-http", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
@@ -188,6 +181,66 @@ def cmd_serve(args: argparse.Namespace) -> None:
     log.info("stopped")
     if runtime.readiness.draining.is_set():
         _exit_now()
+
+
+def _say_where(settings: Settings, servers: list[HttpServer], registry: Registry) -> None:
+    """One line per fact a person starting the bot needs."""
+    for workflow in registry.workflows:
+        log.info(
+            "workflow %s: %s (approvers' channel %s)",
+            workflow.name,
+            ", ".join(r.id for r in workflow.resources),
+            workflow.approvers_channel,
+        )
+    first = servers[0]
+    base = f"http://{settings.host}:{first.port}"
+    if settings.socket_mode:
+        log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); no public URL is needed")
+        log.info("health and metrics on %s (GET /healthz, /readyz, /metrics)", base)
+    else:
+        log.info(
+            "Slack must call https://<this host's public name>/slack/events; listening on %s "
+            "(POST /slack/events, GET /healthz, /readyz%s)",
+            base,
+            "" if len(servers) > 1 else ", /metrics",
+        )
+        if len(servers) > 1:
+            log.info("metrics on http://%s:%s/metrics", settings.host, servers[1].port)
+    log.info("accessbot serving %d resource(s) from %s", len(registry), settings.workflows_dir)
+
+
+def _http_servers(
+    settings: Settings, runtime: Runtime, slack: SlackHttp | None
+) -> list[HttpServer]:
+    """Over HTTP: Slack, health and metrics on PORT, or metrics on METRICS_PORT when set (so
+    they need not face the internet). In Socket Mode: health and metrics on METRICS_PORT (PORT
+    when unset)."""
+    from app.server import AccessbotWsgi, make_server
+
+    def listener(port: int, *, slack: SlackHttp | None, metrics: bool) -> HttpServer:
+        app = AccessbotWsgi(
+            slack=slack,
+            engine=runtime.engine,
+            traffic=runtime.after_ack.traffic,
+            readiness=runtime.readiness,
+            metrics=runtime.metrics.render if metrics else None,
+        )
+        return make_server(
+            app,
+            host=settings.host,
+            port=port,
+            threads=settings.worker_threads,
+            max_body=settings.max_body_bytes,
+        )
+
+    if slack is None:
+        return [listener(settings.metrics_port or settings.port, slack=None, metrics=True)]
+    if settings.metrics_port is None:
+        return [listener(settings.port, slack=slack, metrics=True)]
+    return [
+        listener(settings.port, slack=slack, metrics=False),
+        listener(settings.metrics_port, slack=None, metrics=True),
+    ]
 
 
 def _exit_now() -> NoReturn:

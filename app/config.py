@@ -56,6 +56,9 @@ class Settings(DatabaseSettings):
     workflows_dir: Path = Path("./workflows")
     port: int = 3000
     host: str = "0.0.0.0"
+    # /metrics (with /healthz and /readyz) on a listener of its own: Socket Mode's only HTTP
+    # listener; over HTTP, keeps metrics off the port Slack calls.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     pagerduty_api_token: str | None = None
     pagerduty_api_url: str = "https://api.pagerduty.com"
