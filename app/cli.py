@@ -128,7 +128,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         from app.slack.socket_mode import connect_socket_mode
 
         assert settings.slack_app_token
-        socket_mode = connect_socket_mode(runtime.bolt, settings.slack_app_token)
+        socket_mode = connect_socket_mode(
+            runtime.bolt,
+            settings.slack_app_token,
+            ping_interval=settings.socket_mode_ping_seconds,
+        )
     else:
         from app.slack.http import SlackHttp
 

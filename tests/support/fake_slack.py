@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 from tests.support.http_fake import Answer, FakeServer, json_answer, parse_body
 
 BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-test-token"  # an app-level token with connections:write (Socket Mode)
 
 # Every Web API method the fake knows; any other answers `unknown_method`, as Slack does.
 KNOWN_METHODS = frozenset(
     {
         "auth.test",
+        "apps.connections.open",
         "chat.postMessage",
         "chat.update",
         "chat.postEphemeral",
@@ -87,6 +89,8 @@ class FakeSlack(FakeServer):
         # conversations.info fields by channel id, over a private, unshared channel's
         self.channel_info: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        # where apps.connections.open sends the app (a FakeSocketMode's `url`, a fresh ticket)
+        self.socket_mode_url: Callable[[], str] | None = None
         # what auth.test's `x-oauth-scopes` header says the token carries (as Slack does)
         self.scopes: list[str] = [
             "commands",
@@ -194,6 +198,12 @@ class FakeSlack(FakeServer):
             with self._lock:
                 self.unknown.append(Call(api_method, args))
             return json_answer({"ok": False, "error": "unknown_method"})
+        if api_method == "apps.connections.open":  # the one method an app-level token calls
+            if auth != f"Bearer {APP_TOKEN}" or self.socket_mode_url is None:
+                return json_answer({"ok": False, "error": "invalid_auth"})
+            with self._lock:
+                self.calls.append(Call(api_method, args))
+            return json_answer({"ok": True, "url": self.socket_mode_url()})
         if auth != f"Bearer {BOT_TOKEN}":
             return json_answer({"ok": False, "error": "invalid_auth"})
         with self._lock:
