@@ -5,8 +5,13 @@ connection."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,8 +19,11 @@ import pytest
 from app.core.models import GrantState, RequestState
 from app.slack.ids import Ids
 from tests.support.bot import APPROVER, REQUESTER, Bot
+from tests.support.fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.support.fake_socket_mode import FakeSocketMode, SocketModeSender
 from tests.support.wait import wait_until
+from tests.test_server_and_cli import REPO, _free_port
+from tests.test_workflow_loader import SHIPPED_ENV
 
 
 @pytest.fixture
@@ -77,3 +85,51 @@ def test_socket_mode_serves_health_and_metrics(
     assert httpx.get(bot.url + "/readyz").status_code == 200
     assert "accessbot_grants_overdue 0.0" in httpx.get(bot.url + "/metrics").text
     assert httpx.post(bot.url + "/slack/events").status_code == 404, "no HTTP Slack endpoint"
+
+
+def test_accessbot_serve_in_socket_mode_with_a_metrics_port(
+    tmp_path: Path, database_url: str, fake_slack: FakeSlack, socket: FakeSocketMode
+) -> None:
+    fake_slack.socket_mode_url = lambda: socket.url
+    metrics_port = _free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(REPO),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,  # and no SLACK_SIGNING_SECRET: Socket Mode needs none
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": database_url,
+        "WORKFLOWS_DIR": str(REPO / "workflows"),
+        "METRICS_PORT": str(metrics_port),
+        "HOST": "127.0.0.1",
+        **SHIPPED_ENV,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{metrics_port}"
+    try:
+        socket.wait_for_connections(1)
+        wait_until(lambda: _ready(base), timeout=30, what="/readyz on METRICS_PORT")
+        assert SocketModeSender(socket).command(REQUESTER).status_code == 200
+        fake_slack.wait_for("views.open")
+        assert "accessbot_slack_api_calls_total" in httpx.get(base + "/metrics").text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Slack: Socket Mode (SLACK_APP_TOKEN is set); no public URL is needed" in output
+    assert f"health and metrics on http://127.0.0.1:{metrics_port}" in output
+    wait_until(lambda: all(c.closed.is_set() for c in socket.connections), what="the socket closed")
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(base + "/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
