@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 
@@ -13,9 +18,13 @@ from app.slack.ids import Ids
 from app.workflows.model import OnCall
 from tests.support.bot import APPROVER, REQUESTER, Bot, default_workflows, insert_active_grant
 from tests.support.fake_pagerduty import FakePagerDuty
+from tests.support.fake_slack import BOT_TOKEN, FakeSlack
 from tests.support.prometheus_text import Sample, parse, value
+from tests.support.slack_requests import SIGNING_SECRET, SlackSender
 from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
+from tests.test_server_and_cli import REPO, _free_port, _healthy
+from tests.test_workflow_loader import SHIPPED_ENV
 
 
 def scrape(bot: Bot) -> list[Sample]:
@@ -133,3 +142,43 @@ def test_pagerduty_checks_by_result(
         samples, "accessbot_requests_total", workflow="production", outcome="auto_approved"
     )
     assert auto == 1
+
+
+def test_with_a_metrics_port_metrics_stay_off_the_port_slack_calls(
+    tmp_path: Path, database_url: str, fake_slack: FakeSlack
+) -> None:
+    port, metrics_port = _free_port(), _free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(REPO),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": database_url,
+        "WORKFLOWS_DIR": str(REPO / "workflows"),
+        "PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+        "HOST": "127.0.0.1",
+        **SHIPPED_ENV,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _healthy(metrics_port), timeout=30, what="the metrics listener")
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        public = httpx.get(f"http://127.0.0.1:{port}/readyz")
+        assert public.status_code == 200
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert "accessbot_grants_overdue" in scraped.text
+        assert SlackSender(f"http://127.0.0.1:{metrics_port}").command(REQUESTER).status_code == 404
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert f"metrics on http://127.0.0.1:{metrics_port}/metrics" in output
