@@ -253,3 +253,19 @@ def test_the_scopes_checked_are_the_manifests() -> None:
     manifest = (Path(__file__).resolve().parents[1] / "manifest.yml").read_text()
     bot = manifest.split("    bot:\n", 1)[1].split("settings:", 1)[0]
     assert re.findall(r"^\s+- ([a-z:.]+)", bot, re.M) == list(BOT_SCOPES)
+
+
+def test_missing_settings_are_a_failure_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["doctor"])
+
+    assert exited.value.code == 1
+    assert capsys.readouterr().out.startswith(
+        "✗ missing required settings: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET"
+    )
