@@ -9,10 +9,11 @@ import logging
 import re
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from dotenv import load_dotenv
 from slack_bolt.error import BoltError
@@ -30,7 +31,12 @@ from app.config import (
 )
 from app.core.durations import describe_duration
 from app.logs import configure_logging
-from app.workflows.loader import WorkflowError, load_workflows
+from app.workflows.loader import Registry, WorkflowError, load_workflows
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+    from app.server import HttpServer
+    from app.slack.http import SlackHttp
 
 log = logging.getLogger("accessbot")
 DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -72,10 +78,15 @@ def _database_url(settings: DatabaseSettings) -> str:
 
 def _migrate(settings: DatabaseSettings, database_url: str) -> None:
     """Migrate as MIGRATION_DATABASE_URL's role when set (the embedded server has one role)."""
-    from app.db.migrate import migrate
+    from app.core.text import redact_url
+    from app.db.migrate import current_revision, migrate
 
     owner_url = settings.migration_database_url if settings.database_url else None
+    before = current_revision(database_url)
     migrate(database_url, owner_url)
+    after = current_revision(database_url)
+    change = f"migrated {before or 'an empty database'} -> {after}" if before != after else after
+    log.info("database %s: schema at %s", redact_url(database_url), change)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -91,7 +102,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from app.db.migrate import owns_audit_log
     from app.runtime import build_runtime
-    from app.server import AccessbotWsgi, make_server
 
     database_url = _database_url(settings)
     _migrate(settings, database_url)
@@ -113,11 +123,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
         runtime.stop(timeout=0)
         _fail("refusing to start: approvers' channels above are open to anyone who joins", 1)
     slack_handler = None
+    socket_mode = None
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+        from app.slack.socket_mode import connect_socket_mode
 
-        SocketModeHandler(runtime.bolt, settings.slack_app_token).connect()
-        log.info("connected to Slack in Socket Mode")
+        assert settings.slack_app_token
+        socket_mode = connect_socket_mode(
+            runtime.bolt,
+            settings.slack_app_token,
+            ping_interval=settings.socket_mode_ping_seconds,
+        )
     else:
         from app.slack.http import SlackHttp
 
@@ -127,34 +142,142 @@ def cmd_serve(args: argparse.Namespace) -> None:
             signing_secret=settings.slack_signing_secret,
             max_body=settings.max_body_bytes,
         )
-    server = make_server(
-        AccessbotWsgi(
-            slack=slack_handler, engine=runtime.engine, traffic=runtime.after_ack.traffic
-        ),
-        host=settings.host,
-        port=settings.port,
-        threads=settings.worker_threads,
-        max_body=settings.max_body_bytes,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    servers = _http_servers(settings, runtime, slack_handler)
+
+    def drain() -> None:
+        """Refuse new Slack requests (503: Slack tries again, elsewhere), take no new work,
+        let work in flight finish within SHUTDOWN_GRACE_SECONDS, hand back the rest."""
+        log.info(
+            "SIGTERM: finishing work in flight (at most %g s), then exiting",
+            settings.shutdown_grace_seconds,
+        )
+        if socket_mode is not None:
+            socket_mode.close()  # no new events; Slack delivers them to another connection
+        runtime.stop()
+        for server in servers:
+            server.stop()
+
+    drainer = threading.Thread(target=drain, name="shutdown")
+
+    def on_sigterm(*_: object) -> None:
+        if not runtime.readiness.draining.is_set():
+            runtime.readiness.draining.set()
+            drainer.start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     # Threads hand the interpreter lock over every 5 ms by default: an ack waiting behind
     # CPU-bound work (the ORM, rendering) would wait that long at each step. 1 ms keeps acks quick.
     sys.setswitchinterval(0.001)
     runtime.start()
-    log.info(
-        "accessbot serving %d resource(s) from %s on http://%s:%s "
-        "(POST /slack/events, GET /healthz)",
-        len(registry),
-        settings.workflows_dir,
-        settings.host,
-        server.port,
-    )
+    _say_where(settings, servers, registry)
+    server, *others = servers
+    for other in others:
+        threading.Thread(target=other.run, name="metrics-http", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        runtime.stop()
+        if drainer.is_alive():
+            drainer.join()
+        elif not runtime.readiness.draining.is_set():
+            runtime.stop()
+    log.info("stopped")
+    if runtime.readiness.draining.is_set():
+        _exit_now()
+
+
+def _say_where(settings: Settings, servers: list[HttpServer], registry: Registry) -> None:
+    """One line per fact a person starting the bot needs."""
+    for workflow in registry.workflows:
+        log.info(
+            "workflow %s: %s (approvers' channel %s)",
+            workflow.name,
+            ", ".join(r.id for r in workflow.resources),
+            workflow.approvers_channel,
+        )
+    first = servers[0]
+    base = f"http://{settings.host}:{first.port}"
+    if settings.socket_mode:
+        log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); no public URL is needed")
+        log.info("health and metrics on %s (GET /healthz, /readyz, /metrics)", base)
+    else:
+        log.info(
+            "Slack must call https://<this host's public name>/slack/events; listening on %s "
+            "(POST /slack/events, GET /healthz, /readyz%s)",
+            base,
+            "" if len(servers) > 1 else ", /metrics",
+        )
+        if len(servers) > 1:
+            log.info("metrics on http://%s:%s/metrics", settings.host, servers[1].port)
+    log.info("accessbot serving %d resource(s) from %s", len(registry), settings.workflows_dir)
+
+
+def _http_servers(
+    settings: Settings, runtime: Runtime, slack: SlackHttp | None
+) -> list[HttpServer]:
+    """Over HTTP: Slack, health and metrics on PORT, or metrics on METRICS_PORT when set (so
+    they need not face the internet). In Socket Mode: health and metrics on METRICS_PORT (PORT
+    when unset)."""
+    from app.server import AccessbotWsgi, make_server
+
+    def listener(port: int, *, slack: SlackHttp | None, metrics: bool) -> HttpServer:
+        app = AccessbotWsgi(
+            slack=slack,
+            engine=runtime.engine,
+            traffic=runtime.after_ack.traffic,
+            readiness=runtime.readiness,
+            metrics=runtime.metrics.render if metrics else None,
+        )
+        return make_server(
+            app,
+            host=settings.host,
+            port=port,
+            threads=settings.worker_threads,
+            max_body=settings.max_body_bytes,
+        )
+
+    if slack is None:
+        return [listener(settings.metrics_port or settings.port, slack=None, metrics=True)]
+    if settings.metrics_port is None:
+        return [listener(settings.port, slack=slack, metrics=True)]
+    return [
+        listener(settings.port, slack=slack, metrics=False),
+        listener(settings.metrics_port, slack=None, metrics=True),
+    ]
+
+
+def _exit_now() -> NoReturn:
+    """Exit 0 without waiting for calls still running past the grace period (their leases
+    were handed back; Python would otherwise join their threads at exit, however long)."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # the embedded PostgreSQL, if any, stops cleanly
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    """Check the whole setup; one line per check; exit 1 on any ✗."""
+    from app.doctor.run import run
+
+    configure_logging(logging.ERROR)
+    try:
+        settings = load_settings(Settings)
+    except SettingsError as exc:
+        print(f"✗ {exc}")
+        raise SystemExit(1) from None
+    checks = run(settings)
+    for check in checks:
+        print(check.line())
+    failures = sum(not check.ok for check in checks)
+    if failures:
+        print(f"{failures} problem(s): fix them, then run `accessbot doctor` again")
+        raise SystemExit(1)
+    print("everything checks out")
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
@@ -314,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the bot (HTTP, or Socket Mode with SLACK_APP_TOKEN)"
     )
     serve.set_defaults(func=cmd_serve)
+    commands.add_parser(
+        "doctor", help="check the setup (Slack, PagerDuty, database, workflows, targets)"
+    ).set_defaults(func=cmd_doctor)
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser(

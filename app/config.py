@@ -56,6 +56,11 @@ class Settings(DatabaseSettings):
     workflows_dir: Path = Path("./workflows")
     port: int = 3000
     host: str = "0.0.0.0"
+    # /metrics (with /healthz and /readyz) on a listener of its own: Socket Mode's only HTTP
+    # listener; over HTTP, keeps metrics off the port Slack calls.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Socket Mode pings Slack this often; a connection silent for about four pings is replaced.
+    socket_mode_ping_seconds: float = Field(default=5.0, gt=0, le=60)
 
     pagerduty_api_token: str | None = None
     pagerduty_api_url: str = "https://api.pagerduty.com"

@@ -91,3 +91,12 @@ def configure_logging(level: str | int, log_format: Literal["text", "json"] = "t
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
+    # Libraries' routine chatter (Alembic's plugin set-up and DDL notes, APScheduler's every
+    # job run) below INFO: a person reads what accessbot says; DEBUG shows everything.
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(
+            logging.WARNING if root.getEffectiveLevel() >= logging.INFO else logging.NOTSET
+        )
+
+
+NOISY_LOGGERS = ("alembic", "apscheduler")

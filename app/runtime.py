@@ -23,6 +23,7 @@ from app.core.break_glass import BreakGlassAccess
 from app.core.escalation import Escalations
 from app.core.grant_workers import GrantWorkers
 from app.core.hooks import AfterHooks
+from app.core.leases import release_leases
 from app.core.lifecycle import GrantLifecycle
 from app.core.limits import RequesterLimits
 from app.core.models import GrantState
@@ -32,12 +33,17 @@ from app.core.requests import AccessRequests
 from app.core.routing import Router
 from app.core.views import RequestView
 from app.core.work import WorkLoop
+from app.db.migrate import head_revision
 from app.db.session import make_engine, make_session_factory
+from app.metrics import Metrics
+from app.oncall.metered import MeteredOnCall
 from app.oncall.pagerduty import PagerDutyOnCall, make_pagerduty_client
+from app.readiness import Readiness
 from app.scheduler import Scheduler
 from app.slack.after_ack import AckTraffic, AfterAck, shutdown_within
 from app.slack.directory import SlackDirectory
 from app.slack.listeners import register
+from app.slack.metered import MeteredWebClient, meter_listener_clients
 from app.slack.notifier import SlackNotifier
 from app.slack.sender import SlackPacer, SlackSender
 from app.workflows.loader import Registry, load_workflows
@@ -55,19 +61,20 @@ class _QuietTokenWarning(logging.Filter):
 logging.getLogger("slack_bolt.App").addFilter(_QuietTokenWarning())
 
 
-def make_slack_client(settings: Settings) -> WebClient:
-    return WebClient(
+def make_slack_client(settings: Settings, metrics: Metrics | None = None) -> WebClient:
+    return MeteredWebClient(
         token=settings.bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+        metrics=metrics or Metrics(),
     )
 
 
-def make_sender_client(slack: WebClient) -> WebClient:
+def make_sender_client(slack: WebClient, metrics: Metrics) -> WebClient:
     """The outbox sender's client: the same server and token, but no retry on 429 of its own;
     the sender honours Retry-After itself, for every thread, and never sleeps holding a lease."""
-    return WebClient(token=slack.token, base_url=slack.base_url, timeout=10)
+    return MeteredWebClient(token=slack.token, base_url=slack.base_url, timeout=10, metrics=metrics)
 
 
 def make_oncall_checker(settings: Settings, registry: Registry) -> PagerDutyOnCall | None:
@@ -107,6 +114,9 @@ class Runtime:
     oncall: PagerDutyOnCall | None
     listener_executor: ThreadPoolExecutor  # Bolt's: listeners validate and ack on it, no more
     after_ack: AfterAck  # what listeners do after the ack
+    metrics: Metrics
+    readiness: Readiness
+    owner: str  # who holds this process's leases
     _started: bool = field(default=False, init=False)
 
     def sweep(self) -> int:
@@ -172,9 +182,27 @@ class Runtime:
         if self._started:
             self.grant_workers.stop(left())
             self.sender.stop(left())
+            self.hand_back()
         if self.oncall is not None:
             self.oncall.close()
         self.engine.dispose()
+
+    def hand_back(self) -> None:
+        """Give up the leases this process still holds (calls past the grace, unsent
+        messages): another instance, or the next start, takes them over at once instead of
+        waiting for them to run out. Grant and revoke calls are idempotent, so a call of ours
+        that did reach its target is only repeated."""
+        try:
+            grants, messages = release_leases(self.sessions, self.owner)
+        except Exception as exc:  # the database is gone: the leases run out on their own
+            log.warning("could not hand back leases: %s", exc.__class__.__name__)
+            return
+        if grants or messages:
+            log.info(
+                "handed back %d unfinished grant(s) and %d message(s) to the next instance",
+                grants,
+                messages,
+            )
 
 
 def make_owner() -> str:
@@ -189,9 +217,11 @@ def build_runtime(
     registry: Registry | None = None,
     slack: WebClient | None = None,
     clock: Clock = utcnow,
+    metrics: Metrics | None = None,
 ) -> Runtime:
+    metrics = metrics or Metrics()
     registry = registry or load_workflows(settings.workflows_dir)
-    slack = slack or make_slack_client(settings)
+    slack = slack or make_slack_client(settings, metrics)
     # Grant workers touch the database only to claim (the loop's thread) and to record outcomes
     # (one group commit at a time), so the pool follows the threads that hold sessions longer.
     engine = make_engine(
@@ -207,6 +237,7 @@ def build_runtime(
     notifier = SlackNotifier(outbox)
     scheduler = Scheduler(sweep_interval=timedelta(seconds=settings.sweep_interval_seconds))
     oncall = make_oncall_checker(settings, registry)
+    metrics.watch_database(sessions, clock)
     hooks = AfterHooks(
         registry=registry,
         sessions=sessions,
@@ -225,6 +256,7 @@ def build_runtime(
         reminder=timedelta(minutes=settings.reminder_minutes),
         reminder_min_grant=timedelta(minutes=settings.reminder_min_grant_minutes),
         lease_margin=timedelta(seconds=settings.lease_margin_seconds),
+        metrics=metrics,
     )
     grant_workers = GrantWorkers(
         lifecycle=lifecycle,
@@ -245,7 +277,11 @@ def build_runtime(
         lifecycle=lifecycle,
         hooks=hooks,
         wakeups=scheduler,
-        router=Router(oncall=oncall, clock=clock, hook_deadline=settings.hook_deadline_seconds),
+        router=Router(
+            oncall=MeteredOnCall(oncall, metrics) if oncall else None,
+            clock=clock,
+            hook_deadline=settings.hook_deadline_seconds,
+        ),
         clock=clock,
         limits=RequesterLimits(
             max_open=settings.max_open_requests, per_hour=settings.max_requests_per_hour
@@ -253,7 +289,7 @@ def build_runtime(
     )
     queue = OutboxQueue(sessions=sessions, owner=owner, clock=clock)
     slack_sender = SlackSender(
-        client=make_sender_client(slack),
+        client=make_sender_client(slack, metrics),
         queue=queue,
         view_of=requests.find_view,
         record_post=requests.posted,
@@ -298,6 +334,8 @@ def build_runtime(
         wakeups=scheduler,
         clock=clock,
     )
+    if isinstance(slack, MeteredWebClient):
+        meter_listener_clients(bolt, slack)
     register(
         bolt,
         requests=requests,
@@ -305,6 +343,13 @@ def build_runtime(
         registry=registry,
         clock=clock,
         after_ack=after_ack,
+    )
+    readiness = Readiness(
+        engine=engine,
+        head=head_revision(),
+        last_sweep=lambda: scheduler.last_sweep,
+        sweep_interval=scheduler.sweep_interval,
+        clock=utcnow,
     )
     return Runtime(
         settings=settings,
@@ -333,4 +378,7 @@ def build_runtime(
         oncall=oncall,
         listener_executor=listener_executor,
         after_ack=after_ack,
+        metrics=metrics,
+        readiness=readiness,
+        owner=owner,
     )

@@ -1,4 +1,4 @@
-"""The HTTP face: Bolt at POST /slack/events, a health check at GET /healthz, served by waitress."""
+"""The HTTP face: Bolt at POST /slack/events, GET /healthz, /readyz and /metrics, by waitress."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from waitress.server import create_server
 from waitress.task import ErrorTask
 
 from app.db.session import database_is_reachable
+from app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from app.readiness import Readiness
 from app.slack.after_ack import AckTraffic
 from app.slack.http import DEFAULT_MAX_BODY
 
@@ -23,24 +25,42 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class AccessbotWsgi:
+    """`/slack/events` (Bolt), `/healthz` (the process answers, the database too), `/readyz`
+    (ready for traffic: `readiness` says why not), `/metrics` (Prometheus text)."""
+
     def __init__(
         self,
         *,
         slack: WsgiApp | None,
         engine: Engine,
         traffic: AckTraffic | None = None,
+        readiness: Readiness | None = None,
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self.slack = slack
         self.engine = engine
         self.traffic = traffic  # after-ack work yields to the requests counted here
+        self.readiness = readiness
+        self.metrics = metrics
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        reading = environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+        if path == "/healthz" and reading:
             if database_is_reachable(self.engine):
                 return _plain(start_response, "200 OK", b"ok\n")
             return _plain(start_response, "503 Service Unavailable", b"database unreachable\n")
+        if path == "/readyz" and reading and self.readiness is not None:
+            problem = self.readiness.problem()
+            if problem is None:
+                return _plain(start_response, "200 OK", b"ready\n")
+            return _plain(start_response, "503 Service Unavailable", f"{problem}\n".encode())
+        if path == "/metrics" and reading and self.metrics is not None:
+            return _plain(start_response, "200 OK", self.metrics(), METRICS_CONTENT_TYPE)
         if self.slack is not None and path == "/slack/events":
+            if self.readiness is not None and self.readiness.draining.is_set():
+                # Shutting down: Slack retries elsewhere; nothing of this request is started.
+                return _plain(start_response, "503 Service Unavailable", b"shutting down\n")
             if self.traffic is None:
                 return self.slack(environ, start_response)
             with self.traffic.answering():
@@ -48,10 +68,13 @@ class AccessbotWsgi:
         return _plain(start_response, "404 Not Found", b"not found\n")
 
 
-def _plain(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
-    start_response(
-        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    )
+def _plain(
+    start_response: StartResponse,
+    status: str,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
     return [body]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from app.server import AccessbotWsgi, make_server
 from tests.support.bot import REQUESTER, Bot
@@ -125,6 +126,14 @@ def test_serve_answers_slack_and_stops_cleanly_on_sigterm(
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "accessbot serving 3 resource(s)" in output
+    # one line per fact a person needs, and no library chatter at INFO
+    assert "INFO alembic" not in output and "INFO apscheduler" not in output, output
+    assert f"{database_url.rsplit('/', 1)[1]}: schema at 0" in output
+    assert "workflow production: support-console (approvers' channel C0123APPROVERS)" in output
+    assert "PAGERDUTY_API_TOKEN is not set: on-call auto-approval is off" in output
+    assert "Slack must call https://<this host's public name>/slack/events" in output
+    password = make_url(database_url).password
+    assert password and password not in output
 
 
 def test_db_upgrade_without_database_url_runs_an_embedded_postgresql(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ applied it even though its answer never came.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from app.core.errors import NotAllowed
 from app.core.group_commit import GroupCommit
 from app.core.hooks import AfterHook, AfterHooks
 from app.core.models import AccessRequest, Grant, GrantState
-from app.core.ports import Clock, Notifier, Wakeups
+from app.core.ports import CallMetrics, Clock, NoMetrics, Notifier, Wakeups
 from app.core.text import clean
 from app.core.views import RequestView
 from app.grants.base import GrantContext, GrantError, GrantStrategy, GrantUser, Retry
@@ -124,8 +125,10 @@ class GrantLifecycle:
         reminder: timedelta = timedelta(minutes=10),
         reminder_min_grant: timedelta = timedelta(minutes=30),
         lease_margin: timedelta = LEASE_MARGIN,
+        metrics: CallMetrics | None = None,
     ) -> None:
         self.lease_margin = lease_margin
+        self.metrics: CallMetrics = metrics or NoMetrics()
         self.sessions = sessions
         self.registry = registry
         self.notifier = notifier
@@ -231,6 +234,7 @@ class GrantLifecycle:
                 message += ": revoke this access by hand"
             return message, None
         method = strategy.revoke if plan.operation == "revoke" else strategy.grant
+        started, outcome = time.perf_counter(), "error"
         try:
             result = call_with_deadline(
                 lambda: method(plan.context),
@@ -238,6 +242,7 @@ class GrantLifecycle:
                 name=f"{plan.operation}-{plan.grant_id}",
                 done=call_done,
             )
+            outcome = "ok"
         except GrantError as exc:
             failure = _Failure(
                 clean(exc, ERROR_LIMIT) or "the grant target refused (no reason given)",
@@ -245,10 +250,14 @@ class GrantLifecycle:
             )
             return failure, None
         except DeadlineExceeded as exc:
+            outcome = "timeout"
             return f"{strategy.describe()} {exc}", None
         except Exception as exc:  # a strategy bug: recorded for this grant alone
             log.exception("%s of grant %s raised", plan.operation, plan.grant_id)
             return clean(f"{exc.__class__.__name__}: {exc}", ERROR_LIMIT), None
+        finally:
+            kind = type(strategy).__name__  # Webhook, PostgresRole, Python: bounded
+            self.metrics.strategy_call(kind, plan.operation, outcome, time.perf_counter() - started)
         return None, result
 
     # -- early revocation, extension, reminders ---------------------------------------------

@@ -120,3 +120,14 @@ class Wakeups(Protocol):
     """Asks to be woken at a time (the scheduler); the database stays the source of truth."""
 
     def wake_at(self, when: datetime) -> None: ...
+
+
+class CallMetrics(Protocol):
+    """Where grant strategy calls are counted (Prometheus in the runtime)."""
+
+    def strategy_call(self, strategy: str, operation: str, result: str, seconds: float) -> None: ...
+
+
+class NoMetrics:
+    def strategy_call(self, strategy: str, operation: str, result: str, seconds: float) -> None:
+        return None

@@ -117,3 +117,26 @@ def owns_audit_log(database_url: str) -> bool:
         return bool(owner)
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    """The latest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", script_location())
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head
+
+
+def current_revision(database_url: str) -> str | None:
+    """The schema's migration, or None when the database has none yet."""
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            if not connection.execute(text("SELECT to_regclass('alembic_version')")).scalar():
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()

@@ -136,6 +136,12 @@ class PostgresRole:
                     "was granted by another role, which must revoke it"
                 )
 
+    def check(self) -> None:
+        """For `accessbot doctor`: the admin connection works and the role exists."""
+        with self._connect() as conn:
+            if not self._exists(conn, self.role):
+                raise GrantError(f"role {self.role!r} does not exist: create it (CREATE ROLE)")
+
     def describe(self) -> str:
         login = self.login if isinstance(self.login, str) else f"{_callable_name(self.login)}(user)"
         return f"PostgreSQL: GRANT {self.role} TO {login} (connection from ${self.dsn_env})"

@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +62,10 @@ class Webhook:
     def revoke(self, ctx: GrantContext) -> None:
         self._post(ctx)
 
+    def check(self) -> None:
+        """For `accessbot doctor`: a signed `ping` event must be answered with a 2xx."""
+        self._send({"event": "ping", "event_id": f"ping-{uuid.uuid4()}"})
+
     def describe(self) -> str:
         return f"webhook POST {redact_url(self.url)}"
 
@@ -100,7 +105,10 @@ class Webhook:
         return []
 
     def _post(self, ctx: GrantContext) -> None:
-        body = json.dumps(payload(ctx), separators=(",", ":")).encode()
+        self._send(payload(ctx))
+
+    def _send(self, event: dict[str, Any]) -> None:
+        body = json.dumps(event, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",

@@ -18,9 +18,11 @@ from app.grants.webhook import Webhook
 from app.runtime import Runtime, build_runtime
 from app.server import AccessbotWsgi, make_server
 from app.slack.http import SlackHttp
+from app.slack.socket_mode import connect_socket_mode
 from app.workflows.loader import Registry
 from app.workflows.model import Resource, Workflow
-from tests.support.fake_slack import BOT_TOKEN, Call, FakeSlack
+from tests.support.fake_slack import APP_TOKEN, BOT_TOKEN, Call, FakeSlack
+from tests.support.fake_socket_mode import FakeSocketMode, SocketModeSender
 from tests.support.slack_requests import SIGNING_SECRET, SlackSender
 from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
@@ -66,11 +68,14 @@ class Bot:
     sessions: sessionmaker[Session]
     _server: Any = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+    socket_mode: Any = field(default=None, repr=False)  # its SocketModeHandler, in Socket Mode
 
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
         self.sender.http.close()
+        if self.socket_mode is not None:
+            self.socket_mode.close()
         self._server.stop()
         self._thread.join(timeout=5)
         assert not self._thread.is_alive(), "the HTTP server did not stop"
@@ -152,8 +157,14 @@ def start_bot(
     slack: FakeSlack,
     webhook: WebhookReceiver,
     workflows: list[Workflow] | None = None,
+    socket: FakeSocketMode | None = None,
     **settings: Any,
 ) -> Bot:
+    """Over HTTP; or, given `socket`, in Socket Mode (Slack's side is `socket`, and the HTTP
+    server answers only health and metrics)."""
+    if socket is not None:
+        slack.socket_mode_url = lambda: socket.url
+        settings = {"slack_app_token": APP_TOKEN, **settings}
     config = Settings(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
@@ -164,13 +175,22 @@ def start_bot(
     registry = Registry(workflows or default_workflows(webhook.url))
     runtime = build_runtime(config, database_url=database_url, registry=registry)
     runtime.start()
+    handler = None
+    if socket is not None:
+        handler = connect_socket_mode(
+            runtime.bolt, APP_TOKEN, ping_interval=config.socket_mode_ping_seconds
+        )
     server = make_server(
         AccessbotWsgi(
-            slack=SlackHttp(
+            slack=None
+            if socket is not None
+            else SlackHttp(
                 runtime.bolt, signing_secret=SIGNING_SECRET, max_body=config.max_body_bytes
             ),
             engine=runtime.engine,
             traffic=runtime.after_ack.traffic,
+            readiness=runtime.readiness,
+            metrics=runtime.metrics.render,
         ),
         host="127.0.0.1",
         port=0,
@@ -183,11 +203,12 @@ def start_bot(
         runtime=runtime,
         slack=slack,
         webhook=webhook,
-        sender=SlackSender(url),
+        sender=SocketModeSender(socket) if socket is not None else SlackSender(url),
         url=url,
         sessions=make_session_factory(make_engine(database_url, pool_size=2)),
         _server=server,
         _thread=thread,
+        socket_mode=handler,
     )
 
 

@@ -50,6 +50,8 @@ class FakePagerDuty(FakeServer):
         self.honour_filters = True  # False: answer /oncalls as if the filters were unknown
         self._users: list[dict[str, Any]] = []
         self._oncalls: list[dict[str, Any]] = []
+        self.escalation_policies: set[str] = set()  # ids GET /escalation_policies/{id} knows
+        self.schedules: set[str] = set()  # ids GET /schedules/{id} knows; add_oncall adds both
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ca = trustme.CA()
@@ -112,6 +114,9 @@ class FakePagerDuty(FakeServer):
             start = start or now - timedelta(hours=1)
             end = end or now + timedelta(hours=1)
         with self._lock:
+            self.escalation_policies.add(policy_id)
+            if schedule_id is not None:
+                self.schedules.add(schedule_id)
             self._oncalls.append(
                 {
                     "escalation_policy": _reference(policy_id, "escalation_policy", policy_name),
@@ -151,6 +156,12 @@ class FakePagerDuty(FakeServer):
             return self._list_users(request.params)
         if method == "GET" and request.path == "/oncalls":
             return self._list_oncalls(request.params)
+        collection, _, ident = request.path.strip("/").partition("/")
+        singular = {"escalation_policies": "escalation_policy", "schedules": "schedule"}
+        known = {"escalation_policies": self.escalation_policies, "schedules": self.schedules}
+        if method == "GET" and ident and ident in known.get(collection, set()):
+            kind = singular[collection]
+            return json_answer({kind: {"id": ident, "type": kind, "summary": ident}})
         return _error(404, 2100, "Not Found")
 
     def _record(self, method: str, path: str, headers: dict[str, str]) -> Request:

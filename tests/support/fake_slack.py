@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 from tests.support.http_fake import Answer, FakeServer, json_answer, parse_body
 
 BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-test-token"  # an app-level token with connections:write (Socket Mode)
 
 # Every Web API method the fake knows; any other answers `unknown_method`, as Slack does.
 KNOWN_METHODS = frozenset(
     {
         "auth.test",
+        "apps.connections.open",
         "chat.postMessage",
         "chat.update",
         "chat.postEphemeral",
@@ -87,6 +89,19 @@ class FakeSlack(FakeServer):
         # conversations.info fields by channel id, over a private, unshared channel's
         self.channel_info: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        # where apps.connections.open sends the app (a FakeSocketMode's `url`, a fresh ticket)
+        self.socket_mode_url: Callable[[], str] | None = None
+        # what auth.test's `x-oauth-scopes` header says the token carries (as Slack does)
+        self.scopes: list[str] = [
+            "commands",
+            "chat:write",
+            "im:write",
+            "users:read",
+            "users:read.email",
+            "usergroups:read",
+            "channels:read",
+            "groups:read",
+        ]
         self.errors: dict[str, list[str]] = {}
         self.delays: dict[str, float] = {}
         self._rate_limits: dict[str | None, _RateLimit] = {}  # None: any method
@@ -183,6 +198,12 @@ class FakeSlack(FakeServer):
             with self._lock:
                 self.unknown.append(Call(api_method, args))
             return json_answer({"ok": False, "error": "unknown_method"})
+        if api_method == "apps.connections.open":  # the one method an app-level token calls
+            if auth != f"Bearer {APP_TOKEN}" or self.socket_mode_url is None:
+                return json_answer({"ok": False, "error": "invalid_auth"})
+            with self._lock:
+                self.calls.append(Call(api_method, args))
+            return json_answer({"ok": True, "url": self.socket_mode_url()})
         if auth != f"Bearer {BOT_TOKEN}":
             return json_answer({"ok": False, "error": "invalid_auth"})
         with self._lock:
@@ -201,6 +222,10 @@ class FakeSlack(FakeServer):
             time.sleep(self.delays[api_method])
         if error:
             return json_answer({"ok": False, "error": error})
+        if api_method == "auth.test":
+            return json_answer(
+                self.answer(api_method, args), **{"x-oauth-scopes": ",".join(self.scopes)}
+            )
         return json_answer(self.answer(api_method, args))
 
     def _take_rate_limit(self, method: str) -> int | None:
@@ -280,6 +305,7 @@ class FakeSlack(FakeServer):
                 "is_ext_shared": False,
                 "is_org_shared": False,
                 "is_pending_ext_shared": False,
+                "is_member": True,
                 **self.channel_info.get(channel, {}),
             }
             if info.get("error"):
