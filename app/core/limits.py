@@ -31,22 +31,18 @@ def limit_problem(
     session: Session, requester_id: str, limits: RequesterLimits, now: datetime
 ) -> str | None:
     """Why `requester_id` may not file another request now, or None."""
-    mine = AccessRequest.requester_slack_id == requester_id
-    waiting = session.scalar(
-        select(func.count())
-        .select_from(AccessRequest)
-        .where(mine, AccessRequest.state == RequestState.PENDING)
-    )
+    # Both counts in one statement (one round trip: this runs on Slack's ack path).
+    waiting, recent = session.execute(
+        select(
+            func.count().filter(AccessRequest.state == RequestState.PENDING),
+            func.count().filter(AccessRequest.created_at > now - RATE_WINDOW),
+        ).where(AccessRequest.requester_slack_id == requester_id)
+    ).one()
     if (waiting or 0) >= limits.max_open:
         return (
             f"You have {waiting} requests waiting for a decision, the most allowed. Cancel one "
             "(`/access list`, or my App Home) or wait for the approvers before asking again."
         )
-    recent = session.scalar(
-        select(func.count())
-        .select_from(AccessRequest)
-        .where(mine, AccessRequest.created_at > now - RATE_WINDOW)
-    )
     if (recent or 0) >= limits.per_hour:
         return (
             f"You have filed {recent} requests in the last hour, the most allowed. "

@@ -150,7 +150,9 @@ async def _client(port: int, requests: list[bytes], out: Samples) -> None:
 
 
 def measure(port: int, build: Callable[[int, str], bytes], clients: int, each: int) -> Samples:
-    batches = [[build(port, f"UACK{c:04d}") for _ in range(each)] for c in range(clients)]
+    # One person per request: the per-person caps (MAX_OPEN_REQUESTS) hold a person to a few
+    # open requests, and a burst of submissions comes from many people.
+    batches = [[build(port, f"UACK{c:04d}{n:03d}") for n in range(each)] for c in range(clients)]
     samples = Samples([], 0)
 
     async def main() -> None:
