@@ -26,18 +26,38 @@ def submit(bot: Bot, user: str = REQUESTER, **kwargs: str) -> httpx.Response:
     )
 
 
+def refusals(bot: Bot, user: str = REQUESTER) -> list[str]:
+    """The "refused" DMs `user` got."""
+    return [
+        c.text()
+        for c in bot.slack.calls_to("chat.postMessage", channel=user)
+        if "refused" in c.text()
+    ]
+
+
+def modal_opened_for(bot: Bot, user: str = REQUESTER) -> str:
+    """Type `/access`; the modal Slack was asked to open, as JSON text."""
+    before = len(bot.slack.calls_to("views.open"))
+    assert bot.sender.command(user).status_code == 200
+    calls = wait_until(lambda: bot.slack.calls_to("views.open")[before:] or None, what="the modal")
+    return json.dumps(calls[-1].args)
+
+
 def test_the_sixth_open_request_is_refused_in_the_modal(bot: Bot) -> None:
     assert bot.runtime.settings.max_open_requests == 5  # the default
     for _ in range(5):
         bot.request_access()
     posts = len(bot.slack.calls_to("chat.postMessage", channel=APPROVERS_CHANNEL))
 
-    response = submit(bot)
+    # /access shows the cap in the modal, on the resource field, as it opens
+    assert "5 requests waiting for a decision" in modal_opened_for(bot)
+    assert "waiting for a decision" not in modal_opened_for(bot, OUTSIDER)
 
-    assert response.status_code == 200
-    answer = response.json()
-    assert answer["response_action"] == "errors"
-    assert "5 requests waiting for a decision" in answer["errors"][Ids.RESOURCE_BLOCK]
+    # submitted all the same (a modal opened earlier): acked at once, refused by DM, no request
+    response = submit(bot)
+    assert response.status_code == 200 and response.content == b""
+    refused = wait_until(lambda: refusals(bot), what="the refusal")
+    assert "5 requests waiting for a decision" in refused[0]
     assert len(bot.requests()) == 5
     assert len(bot.slack.calls_to("chat.postMessage", channel=APPROVERS_CHANNEL)) == posts
     # another person is not held back by it
@@ -67,7 +87,7 @@ def test_a_decided_request_frees_its_place(bot_with: Callable[..., Bot]) -> None
     bot = bot_with(settings={"max_open_requests": 2})
     first, _ = bot.request_access()
     bot.request_access()
-    assert submit(bot).json()["response_action"] == "errors"
+    assert "2 requests waiting for a decision" in modal_opened_for(bot)
 
     bot.click(APPROVER, Ids.DENY, first)
     wait_until(
@@ -85,9 +105,9 @@ def test_the_hourly_rate_counts_decided_requests_too(bot_with: Callable[..., Bot
         bot.click(APPROVER, Ids.DENY, request)
     wait_until(lambda: all(r.state == RequestState.DENIED for r in bot.requests()), what="denials")
 
-    answer = submit(bot).json()
-
-    assert "2 requests in the last hour" in answer["errors"][Ids.RESOURCE_BLOCK]
+    assert "2 requests in the last hour" in modal_opened_for(bot)
+    submit(bot)
+    assert "2 requests in the last hour" in wait_until(lambda: refusals(bot), what="refusal")[0]
     assert len(bot.requests()) == 2
 
 

@@ -56,6 +56,12 @@ def register(
         intake: Intake | None = None,
         errors: dict[str, str] | None = None,
     ) -> None:
+        # The per-person caps are read here, after /access's ack, not when the modal is
+        # submitted: the submission's ack stays free of the database (submit() checks again,
+        # under a lock, and a request past the cap is refused by DM).
+        problem = requests.limit_problem(command["user_id"]) if command.get("user_id") else None
+        if problem:
+            errors = {**(errors or {}), "resource": problem}
         client.views_open(
             trigger_id=command["trigger_id"],
             view=blocks.request_modal(

@@ -51,11 +51,8 @@ def register(
         form = blocks.read_request_form(view)
         errors = requests.validate(**form)
         requester_id = body["user"]["id"]
-        if not errors:
-            # The per-person caps: one indexed count; submit() counts again under a lock.
-            limit = requests.limit_problem(requester_id)
-            if limit:
-                errors = {"resource": limit}
+        # The per-person caps are not read here: the modal showed them when it opened, and
+        # submit() checks them under a lock after the ack (refused by DM). The ack stays quick.
         if errors:
             ack(
                 response_action="errors",
