@@ -53,6 +53,8 @@ class GrantWorkers:
             next_due=lambda: self.lifecycle.next_due(skip_resources=self._full_resources()),
             idle_wait=idle_wait.total_seconds(),
             clock=lifecycle.clock,
+            room=self._room,
+            capacity=self._capacity(),
         )
         lifecycle.on_due = self.loop.kick
 
@@ -73,6 +75,20 @@ class GrantWorkers:
 
     def _limit(self, key: Hashable) -> int:
         return self._limits.get(key, self.default_limit)
+
+    def _capacity(self) -> int | None:
+        keys = set(self._targets.values())
+        return sum(self._limit(k) for k in keys) if keys else None
+
+    def _room(self) -> int:
+        """Free slots across the known targets. With every target full nothing is claimed (nor
+        looked for: a call that ends kicks the loop); a grant of a resource no workflow defines
+        any more is claimed with the next batch, when some target has room."""
+        keys = set(self._targets.values())
+        if not keys:
+            return self.loop.threads
+        with self._lock:
+            return sum(max(0, self._limit(k) - self._in_flight[k]) for k in keys)
 
     def _full_resources(self) -> list[str]:
         with self._lock:

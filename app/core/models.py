@@ -197,9 +197,14 @@ class OutboxMessage(Base):
     done_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(20))  # sent, failed, collapsed
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Queued behind an older undelivered message of its conversation. Kept by the database
+    # (migration 0011's triggers), read only to skip such messages quickly.
+    waiting: Mapped[bool] = mapped_column(default=False, server_default="false")
 
     __table_args__ = (
         Index("ix_outbox_pending", "conversation", "id", postgresql_where=text("done_at IS NULL")),
+        # Senders walk the messages that wait for no other, oldest first (`OutboxQueue.claim`).
+        Index("ix_outbox_ready", "id", postgresql_where=text("done_at IS NULL AND NOT waiting")),
         Index(
             "ux_outbox_collapse",
             "collapse_key",

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from app.core.models import OutboxMessage
 from app.core.text import clean
@@ -80,8 +80,10 @@ class Outbox:
             index_where=text("done_at IS NULL AND lease_owner IS NULL"),
             set_={"collapse_key": statement.excluded.collapse_key},
         )
-        # One cached statement, its rows sent in batches, in the order they were added.
-        session.execute(statement, waiting)
+        # One cached statement, its rows sent in batches, in the order they were added within
+        # each conversation. Conversations in one order: inserting takes a lock per
+        # conversation (migration 0011), and two transactions must not take them crosswise.
+        session.execute(statement, sorted(waiting, key=lambda m: m["conversation"]))
         session.info[_ADDED] = True
 
     def _after_commit(self, session: Session) -> None:
@@ -92,6 +94,19 @@ class Outbox:
     def _after_rollback(session: Session) -> None:
         session.info.pop(_WAITING, None)
         session.info.pop(_ADDED, None)
+
+
+def _is_head() -> Any:
+    """The outboxed message is the oldest undelivered one of its conversation. (A scalar
+    subquery, so PostgreSQL runs it as one index probe per row it considers; written as NOT
+    EXISTS it may hash-join each conversation with itself, which is quadratic.)"""
+    older = aliased(OutboxMessage)
+    oldest = (
+        select(func.min(older.id))
+        .where(older.conversation == OutboxMessage.conversation, older.done_at.is_(None))
+        .scalar_subquery()
+    )
+    return OutboxMessage.id == oldest
 
 
 @dataclass(frozen=True)
@@ -127,34 +142,43 @@ class OutboxQueue:
         if limit <= 0:
             return []
         now = self.clock()
-        heads = self._heads()
+        # Undelivered messages that wait for no other, oldest first (`ix_outbox_ready`): a
+        # claim reads about as many rows as it takes, however long a conversation's queue.
+        # The database keeps `waiting` up to date; whether a message is its conversation's
+        # first is still checked here, with one index probe.
         ready = (
-            select(heads.c.id)
+            select(OutboxMessage.id)
             .where(
-                heads.c.next_attempt_at <= now,
-                or_(heads.c.lease_until.is_(None), heads.c.lease_until <= now),
+                OutboxMessage.done_at.is_(None),
+                ~OutboxMessage.waiting,
+                OutboxMessage.next_attempt_at <= now,
+                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                _is_head(),
             )
-            .order_by(heads.c.id)
+            .order_by(OutboxMessage.id)
             .limit(limit)
         )
         with self.sessions.begin() as session:
             ids = list(session.scalars(ready))
             if not ids:
                 return []
-            # Rows another sender is claiming right now are skipped, not waited for.
-            free = (
+            # Rows another sender is claiming right now are skipped, not waited for. (Two
+            # statements on primary keys: as one, with the locking select nested in the
+            # update, PostgreSQL may plan it as a loop over the whole table.)
+            free = session.scalars(
                 select(OutboxMessage.id)
-                .where(OutboxMessage.id.in_(ids))
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            rows = session.scalars(
-                update(OutboxMessage)
                 .where(
-                    OutboxMessage.id.in_(free),
+                    OutboxMessage.id.in_(ids),
                     OutboxMessage.done_at.is_(None),
                     or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
                 )
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not free:
+                return []
+            rows = session.scalars(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(free))
                 .values(lease_owner=self.owner, lease_until=now + self.lease)
                 .returning(OutboxMessage)
                 .execution_options(synchronize_session=False)
@@ -174,30 +198,27 @@ class OutboxQueue:
             ]
 
     def next_due(self) -> datetime | None:
-        """When the first message of some conversation can next be sent (later messages wait
-        for the first of their conversation, so they do not count)."""
-        heads = self._heads()
+        """When a message that cannot be sent now (it waits for a retry, or another sender
+        leases it) can next be sent. Only the first message of a conversation is ever leased or
+        put off, so these are all first messages; a later one waits for the first of its
+        conversation, whose delivery wakes the sender. Messages ready now are not counted: the
+        claim just took them all, or another sender is taking them."""
+        now = self.clock()
         with self.sessions() as session:
             return session.scalar(
                 select(
                     func.min(
                         func.greatest(
-                            heads.c.next_attempt_at,
-                            func.coalesce(heads.c.lease_until, heads.c.next_attempt_at),
+                            OutboxMessage.next_attempt_at,
+                            func.coalesce(OutboxMessage.lease_until, OutboxMessage.next_attempt_at),
                         )
                     )
+                ).where(
+                    OutboxMessage.done_at.is_(None),
+                    ~OutboxMessage.waiting,
+                    or_(OutboxMessage.next_attempt_at > now, OutboxMessage.lease_until > now),
                 )
             )
-
-    @staticmethod
-    def _heads() -> Any:
-        return (
-            select(OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.lease_until)
-            .where(OutboxMessage.done_at.is_(None))
-            .order_by(OutboxMessage.conversation, OutboxMessage.id)
-            .ext(distinct_on(OutboxMessage.conversation))
-            .subquery()
-        )
 
     def pending(self, request_id: Any = None) -> int:
         """Messages not delivered yet (about one request, when given)."""

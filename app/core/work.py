@@ -2,9 +2,11 @@
 
 The database decides what is due; the loop only decides when to look: at once when kicked
 (something new was committed), when the next known due time arrives, and at least every
-`idle_wait` seconds (work another process left behind). It claims no more than it has free
-threads for, so claimed work never waits in memory while its lease runs out; while most threads
-are busy it waits a few milliseconds for more to free, so that it claims in batches.
+`idle_wait` seconds (work another process left behind). It claims no more than it has room
+for (free threads, and what `room` allows: free slots at the targets), so claimed work never
+waits in memory while its lease runs out. With no room it does not even look: finished work
+kicks it. While room is scarce it waits a few milliseconds for more, so that it claims in
+batches (one transaction for several) rather than one by one.
 """
 
 from __future__ import annotations
@@ -36,9 +38,16 @@ class WorkLoop(Generic[T]):
         next_due: Callable[[], datetime | None],
         idle_wait: float,
         clock: Callable[[], datetime],
+        room: Callable[[], int] | None = None,
+        capacity: int | None = None,
     ) -> None:
+        """`room`: how many more items may run now, besides free threads (None: no limit);
+        `capacity`: the most `room` can be (a batch is a quarter of the lesser of it and
+        `threads`)."""
         self.name = name
         self.threads = threads
+        self._room = room
+        self._batch = max(1, min(threads, capacity or threads) // 4)
         self._claim = claim
         self._handle = handle
         self._next_due = next_due
@@ -85,11 +94,11 @@ class WorkLoop(Generic[T]):
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            free = self.threads - self.busy
-            if 0 < free < self.threads // 4:
+            free = self._free()
+            if 0 < free < self._batch:
                 # Busy: claim in batches (one transaction for several) rather than one by one.
                 self._stopping.wait(GATHER)
-                free = self.threads - self.busy
+                free = self._free()
             claimed: Sequence[T] = ()
             if free > 0:
                 try:
@@ -103,6 +112,12 @@ class WorkLoop(Generic[T]):
             if free > 0 and len(claimed) == free:
                 continue  # there may be more due right now
             self._wake.wait(self._wait_seconds() if free > 0 else self.idle_wait)
+
+    def _free(self) -> int:
+        free = self.threads - self.busy
+        if self._room is not None and free > 0:
+            free = min(free, self._room())
+        return free
 
     def _wait_seconds(self) -> float:
         try:

@@ -218,11 +218,17 @@ def errors_row(scenario: str, bots: Sequence[BotProcess]) -> Row:
 def activity_row(
     scenario: str, before: dict[str, int], after: dict[str, int], count: int, unit: str = "revoke"
 ) -> Row:
-    """Database work per unit (see seed.database_activity): transactions, rows written."""
+    """Database work per unit (see seed.database_activity): transactions, rows read (in all,
+    and the tables that read the most), rows written."""
     per = {k: (after.get(k, 0) - before.get(k, 0)) / max(count, 1) for k in after}
+    read = sorted(
+        ((k.removesuffix(" rows read"), per.pop(k)) for k in list(per) if k.endswith(" rows read")),
+        key=lambda item: -item[1],
+    )
     parts = [
         f"{per.pop('transactions', 0):.1f} transactions",
-        f"{per.pop('rows read', 0):.0f} rows read",
+        f"{per.pop('rows read', 0):.0f} rows read"
+        + "".join(f" ({name} {value:.0f})" for name, value in read[:2] if value >= 1),
     ]
     parts += [
         f"{value:.1f} {name.removesuffix(' rows written')}"
