@@ -298,7 +298,7 @@ def build_runtime(
     traffic = AckTraffic()
 
     def revoking_backlog() -> bool:
-        return grant_workers.loop.busy >= grant_workers.loop.threads // 2
+        return grant_workers.backlogged()
 
     def deliver(delivery: Delivery) -> None:
         # Acks come first, and so does a backlog of revocations: messages wait, access doesn't.

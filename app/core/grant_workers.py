@@ -67,6 +67,12 @@ class GrantWorkers:
     def kick(self) -> None:
         self.loop.kick()
 
+    def backlogged(self) -> bool:
+        """Half the calls the targets can take at once are in progress: revocations are
+        queueing, and other work (Slack messages) should wait for them."""
+        capacity = min(self.loop.threads, self._capacity() or self.loop.threads)
+        return self.loop.busy >= max(1, capacity // 2)
+
     def in_flight(self) -> dict[Hashable, int]:
         with self._lock:
             return {k: v for k, v in self._in_flight.items() if v}

@@ -2,9 +2,11 @@
 
 `outbox.waiting`: the message was queued behind an older undelivered one of its conversation
 (set by the `outbox_waiting` trigger as it is inserted). When a message is delivered or given
-up, the `outbox_next` trigger clears it on the next one of its conversation. Both take an
-advisory lock per conversation, so an insert and a delivery in one conversation never miss
-each other.
+up, the `outbox_next` trigger clears it on the next one of its conversation. An insert that
+finds an older message takes an advisory lock on the conversation, shared (inserts never wait
+for each other); the trigger of a delivery takes it exclusive. So an insert and a delivery in
+one conversation never miss each other: either the insert sees the delivery and does not wait,
+or the delivery sees the insert and clears it.
 
 `ix_outbox_ready`: the undelivered messages that wait for no other, in id order. A sender's
 claim walks it oldest first, so it reads about as many rows as it takes: a conversation with
@@ -27,24 +29,31 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = """
-CREATE FUNCTION outbox_lock_conversation(conversation text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
-    SELECT pg_advisory_xact_lock(hashtextextended('accessbot-outbox:' || conversation, 0))
+CREATE FUNCTION outbox_conversation_key(conversation text) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hashtextextended('accessbot-outbox:' || conversation, 0)
 $$;
 
 CREATE FUNCTION outbox_mark_waiting() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM outbox_lock_conversation(NEW.conversation);
-    NEW.waiting := EXISTS (
-        SELECT 1 FROM outbox WHERE conversation = NEW.conversation AND done_at IS NULL
-    );
+    NEW.waiting := false;
+    IF EXISTS (SELECT 1 FROM outbox WHERE conversation = NEW.conversation AND done_at IS NULL)
+    THEN
+        -- An older message may be being delivered right now: look again once that is
+        -- recorded (a message that does not wait when it should is harmless; the sender
+        -- checks order again).
+        PERFORM pg_advisory_xact_lock_shared(outbox_conversation_key(NEW.conversation));
+        NEW.waiting := EXISTS (
+            SELECT 1 FROM outbox WHERE conversation = NEW.conversation AND done_at IS NULL
+        );
+    END IF;
     RETURN NEW;
 END
 $$;
 
 CREATE FUNCTION outbox_release_next() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM outbox_lock_conversation(NEW.conversation);
+    PERFORM pg_advisory_xact_lock(outbox_conversation_key(NEW.conversation));
     UPDATE outbox SET waiting = false
     WHERE waiting AND id = (
         SELECT min(id) FROM outbox WHERE conversation = NEW.conversation AND done_at IS NULL
@@ -92,5 +101,5 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER outbox_waiting ON outbox")
     op.execute("DROP FUNCTION outbox_release_next()")
     op.execute("DROP FUNCTION outbox_mark_waiting()")
-    op.execute("DROP FUNCTION outbox_lock_conversation(text)")
+    op.execute("DROP FUNCTION outbox_conversation_key(text)")
     op.drop_column("outbox", "waiting")
