@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -315,8 +315,13 @@ def build_runtime(
         clock=clock,
     )
     outbox.on_commit = sender.kick
+    # Background work (every thread but those answering Slack) steps aside for acks at each
+    # database transaction it starts.
+    event.listen(engine, "begin", lambda _connection: traffic.yield_to_answers())
     listener_executor = ThreadPoolExecutor(
-        max_workers=settings.worker_threads, thread_name_prefix="listener"
+        max_workers=settings.worker_threads,
+        thread_name_prefix="listener",
+        initializer=traffic.mark_foreground,
     )
     after_ack = AfterAck(settings.after_ack_threads, traffic)
     bolt = App(

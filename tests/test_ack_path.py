@@ -9,8 +9,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import event, text
 
 from app.core.models import AccessRequest
+from app.db.session import make_engine
 from app.slack.after_ack import AckTraffic, AfterAck
 from tests.support.bot import REQUESTER, Bot
 from tests.support.slack_requests import SlackSender
@@ -145,3 +147,42 @@ def test_background_work_yields_to_requests_being_answered() -> None:
     finally:
         release.set()
         after_ack.shutdown(wait=True, timeout=5)
+
+
+def test_background_transactions_wait_while_requests_are_answered(database_url: str) -> None:
+    """Every thread but those answering Slack pauses before each database transaction it
+    starts while a request is being answered (at most `yield_limit`); threads answering do not.
+    Wired as the bot wires it: the engine's `begin` event."""
+    traffic = AckTraffic(yield_limit=1.0)
+    engine = make_engine(database_url)
+    event.listen(engine, "begin", lambda _connection: traffic.yield_to_answers())
+    began: dict[str, float] = {}
+
+    def transaction(name: str) -> None:
+        with engine.begin() as connection:
+            began[name] = time.monotonic()
+            connection.execute(text("SELECT 1"))
+
+    try:
+        transaction("warm")  # the pool's first connection, outside the measurement
+        with traffic.answering():
+            answered_at = time.monotonic()
+            background = threading.Thread(target=transaction, args=("background",))
+            background.start()
+            transaction("answering")  # this thread answers: never held
+            time.sleep(0.3)
+            assert "background" not in began, "background work ran while a request was answered"
+            finished = time.monotonic()
+        background.join(5)
+        assert began["answering"] - answered_at < 0.3
+        assert began["background"] >= finished  # it began once the request was answered
+        # Never starves: a request that takes longer than the limit lets it through.
+        slow = AckTraffic(yield_limit=0.2)
+        with slow.answering():
+            started = time.monotonic()
+            waiter = threading.Thread(target=slow.yield_to_answers)
+            waiter.start()
+            waiter.join(5)
+            assert 0.15 <= time.monotonic() - started < 1.0
+    finally:
+        engine.dispose()

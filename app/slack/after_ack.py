@@ -9,13 +9,17 @@ Threads alone do not make acks fast: after-ack jobs are partly CPU work (the ORM
 every thread shares one interpreter lock. So acks come first: while Slack requests are being
 answered (`AckTraffic`, counted by the HTTP layer), one after-ack job runs at a time (and one
 Slack delivery); the rest wait until the requests are answered (a few milliseconds each), then
-run in parallel. Work never starves: one job of each kind always runs.
+run in parallel. And every thread that is not answering a request (after-ack jobs, the Slack
+sender, grant workers, the scheduler) pauses before each database transaction it starts while
+requests are being answered, for at most `YIELD_LIMIT`: work is held between steps, never
+inside one, and it never starves.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,16 +28,20 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+YIELD_LIMIT = 0.05  # seconds background work waits at one step for requests being answered
+
 
 class AckTraffic:
     """How many Slack requests are being answered right now. Background work (after-ack jobs,
     the Slack sender) runs through `background(lane)`: while requests are being answered, each
     lane runs one job at a time; otherwise as many as its own threads allow."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, yield_limit: float = YIELD_LIMIT) -> None:
+        self.yield_limit = yield_limit
         self._answering = 0
         self._running: Counter[str] = Counter()
         self._changed = threading.Condition()
+        self._local = threading.local()
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -41,11 +49,39 @@ class AckTraffic:
         with self._changed:
             self._answering += 1
         try:
-            yield
+            with self.foreground():
+                yield
         finally:
             with self._changed:
                 self._answering -= 1
                 self._changed.notify_all()
+
+    @contextmanager
+    def foreground(self) -> Iterator[None]:
+        """Mark this thread as answering requests (never held by `yield_to_answers`)."""
+        before = getattr(self._local, "foreground", False)
+        self._local.foreground = True
+        try:
+            yield
+        finally:
+            self._local.foreground = before
+
+    def mark_foreground(self) -> None:
+        """For a pool whose threads only ever answer requests (Bolt's listener executor)."""
+        self._local.foreground = True
+
+    def yield_to_answers(self) -> None:
+        """A step of background work is about to start (a database transaction): while Slack
+        requests are being answered, wait for them, for at most `yield_limit` seconds."""
+        if not self._answering or getattr(self._local, "foreground", False):
+            return
+        deadline = time.monotonic() + self.yield_limit
+        with self._changed:
+            while self._answering:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
 
     @contextmanager
     def background(
