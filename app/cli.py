@@ -165,11 +165,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
             drainer.start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    # Threads hand the interpreter lock over every 5 ms by default: an ack waiting behind
-    # CPU-bound work (the ORM, rendering) would wait that long at each step, and so would the
-    # server's own thread that reads the request before anything counts it as being answered.
-    # 1 ms keeps acks quick.
-    sys.setswitchinterval(0.001)
     runtime.start()
     _say_where(settings, servers, registry)
     server, *others = servers

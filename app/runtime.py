@@ -328,6 +328,10 @@ def build_runtime(
         client=slack,
         signing_secret=settings.slack_signing_secret,
         listener_executor=listener_executor,
+        # Listeners only validate, ack and hand the rest to `after_ack`, so they run in the
+        # thread that answers Slack and the answer goes out as they return. (Otherwise Bolt
+        # runs each on its executor and looks for its ack every 10 ms: 10 ms or more per ack.)
+        process_before_response=True,
     )
     break_glass = BreakGlassAccess(
         sessions=sessions,

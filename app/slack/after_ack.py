@@ -29,6 +29,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 YIELD_LIMIT = 0.05  # seconds background work waits at one step for requests being answered
+# Requests come in runs (one after another on a connection, a burst of people): background work
+# goes on once none has been answered for this long, not in the gap between two of a run.
+QUIET = 0.005
+DEFER_LIMIT = 1.0  # seconds a background job waits for a pause in requests before it starts
 
 
 class AckTraffic:
@@ -36,9 +40,18 @@ class AckTraffic:
     the Slack sender) runs through `background(lane)`: while requests are being answered, each
     lane runs one job at a time; otherwise as many as its own threads allow."""
 
-    def __init__(self, *, yield_limit: float = YIELD_LIMIT) -> None:
+    def __init__(
+        self,
+        *,
+        yield_limit: float = YIELD_LIMIT,
+        quiet: float = QUIET,
+        defer_limit: float = DEFER_LIMIT,
+    ) -> None:
         self.yield_limit = yield_limit
+        self.quiet = quiet
+        self.defer_limit = defer_limit
         self._answering = 0
+        self._last_answered = float("-inf")  # time.monotonic() when the last one was answered
         self._running: Counter[str] = Counter()
         self._changed = threading.Condition()
         self._local = threading.local()
@@ -54,6 +67,7 @@ class AckTraffic:
         finally:
             with self._changed:
                 self._answering -= 1
+                self._last_answered = time.monotonic()
                 self._changed.notify_all()
 
     @contextmanager
@@ -72,26 +86,47 @@ class AckTraffic:
 
     def yield_to_answers(self) -> None:
         """A step of background work is about to start (a database transaction): while Slack
-        requests are being answered, wait for them, for at most `yield_limit` seconds."""
-        if not self._answering or getattr(self._local, "foreground", False):
+        requests are being answered, or were a moment ago (`quiet`), wait until they are not,
+        for at most `yield_limit` seconds."""
+        if getattr(self._local, "foreground", False) or self._is_quiet(time.monotonic()):
             return
         deadline = time.monotonic() + self.yield_limit
         with self._changed:
-            while self._answering:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
+            while True:
+                now = time.monotonic()
+                if self._is_quiet(now) or now >= deadline:
+                    return
+                if self._answering:
+                    self._changed.wait(deadline - now)
+                else:  # answered a moment ago: wait out the quiet time (or the next request)
+                    self._changed.wait(min(self._last_answered + self.quiet, deadline) - now)
+
+    def _is_quiet(self, now: float) -> bool:
+        return not self._answering and now - self._last_answered >= self.quiet
 
     @contextmanager
     def background(
         self, lane: str, *, behind: Callable[[], bool] = lambda: False
     ) -> Iterator[None]:
-        """Around one background job: waits while acks are in flight (or `behind()`, other
-        work that comes first) and a job of this lane already runs."""
+        """Around one background job. It starts once no Slack request has been answered for
+        `quiet` seconds; while requests keep coming, after waiting `defer_limit` seconds, one
+        job of the lane at a time. (And while `behind()`, other work that comes first, one job
+        of the lane at a time.)"""
         with self._changed:
-            while self._running[lane] and (self._answering or behind()):
-                self._changed.wait(0.05)
+            deadline = time.monotonic() + self.defer_limit
+            while True:
+                now = time.monotonic()
+                lane_busy = self._running[lane] > 0
+                if lane_busy and behind():
+                    self._changed.wait(0.05)
+                    continue
+                if self._is_quiet(now) or (not lane_busy and now >= deadline):
+                    break
+                # Answering: look again shortly. Answered a moment ago: wait out the quiet time.
+                timeout = 0.05 if self._answering else self._last_answered + self.quiet - now
+                if not lane_busy:
+                    timeout = min(timeout, deadline - now)
+                self._changed.wait(max(timeout, 0.001))
             self._running[lane] += 1
         try:
             yield

@@ -11,8 +11,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltRequest, BoltResponse
-from slack_bolt.context import BoltContext
-from slack_bolt.request.internals import build_context
+from slack_bolt.request.internals import (
+    build_normalized_headers,
+    extract_content_type,
+    parse_body,
+)
 from slack_sdk.signature import SignatureVerifier
 
 log = logging.getLogger(__name__)
@@ -32,10 +35,24 @@ class SlackFormRequest(BoltRequest):
     `payload` field, and dispatches an empty request. Here only a `payload` field is one."""
 
     def __init__(self, *, body: str, query: Any = None, headers: Any = None, **kwargs: Any):
-        super().__init__(body=body, query=query, headers=headers, **kwargs)
-        if self.mode == "http" and not _is_json(self.raw_body, self.content_type):
-            self.body = parse_form(self.raw_body)
-            self.context = build_context(BoltContext(kwargs.get("context") or {}), self.body)
+        mode = kwargs.pop("mode", "http")
+        if mode != "http" or body is None:
+            super().__init__(body=body, query=query, headers=headers, mode=mode, **kwargs)
+            return
+        # The body is parsed once, here (a modal's payload is a few kilobytes of URL-encoded
+        # JSON: parsing it is most of an ack's work); Bolt takes it as it takes Socket Mode's,
+        # and keeps the raw body to verify its signature again.
+        content_type = extract_content_type(build_normalized_headers(headers))
+        parsed = parse_body(body, content_type) if _is_json(body, content_type) else None
+        super().__init__(
+            body=parsed if parsed is not None else parse_form(body),
+            query=query,
+            headers=headers,
+            mode="socket_mode",
+            **kwargs,
+        )
+        self.raw_body = body
+        self.mode = "http"
 
     def to_copyable(self) -> SlackFormRequest:
         return SlackFormRequest(

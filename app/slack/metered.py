@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.handler import RetryHandler
@@ -17,6 +19,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 
 from app.metrics import Metrics
+
+MAX_CLIENTS = 64
 
 
 class CountRateLimits(RetryHandler):
@@ -80,15 +84,31 @@ class MeteredWebClient(WebClient):
         return MeteredWebClient(metrics=self.metrics, **{**settings, **changes})
 
 
+class MeterListenerClients(Middleware):
+    """Bolt hands listeners a plain WebClient of its own per request; give them a metered one.
+    One per token and team (the bot has one), made once: not a new client for every request."""
+
+    def __init__(self, client: MeteredWebClient) -> None:
+        self.client = client
+        self._clients: dict[tuple[str | None, str | None], MeteredWebClient] = {}
+        self._lock = threading.Lock()
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        given = req.context.get("client")
+        key = (getattr(given, "token", None) or self.client.token, getattr(given, "team_id", None))
+        metered = self._clients.get(key)
+        if metered is None:
+            with self._lock:
+                if len(self._clients) >= MAX_CLIENTS:  # tokens come and go: keep a few
+                    self._clients.clear()
+                metered = self._clients.setdefault(
+                    key, self.client.copy(token=key[0], team_id=key[1])
+                )
+        req.context["client"] = metered
+        return next()
+
+
 def meter_listener_clients(app: App, client: MeteredWebClient) -> None:
-    """Bolt hands listeners a plain WebClient of its own per request; give them a metered one."""
-
-    def metered_client(context: BoltContext, next: Callable[[], None]) -> None:
-        given = context.get("client")
-        context["client"] = client.copy(
-            token=getattr(given, "token", None) or client.token,
-            team_id=getattr(given, "team_id", None),
-        )
-        next()
-
-    app.middleware(metered_client)
+    app.use(MeterListenerClients(client))
