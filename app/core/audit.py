@@ -1,4 +1,9 @@
-"""The append-only audit log: one row per event, written in the transaction that caused it."""
+"""The append-only audit log: one row per event, written in the transaction that caused it.
+
+Events recorded in a transaction are written together just before it commits, as one INSERT in
+the order they were recorded (not one ORM object each: a batch of revocations records two
+events per grant). A transaction that rolls back writes none.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.core.models import AuditEvent
@@ -49,8 +56,27 @@ def record(
     grant_id: uuid.UUID | None = None,
     **detail: Any,
 ) -> None:
-    session.add(
-        AuditEvent(
-            event=event.value, actor=actor, request_id=request_id, grant_id=grant_id, detail=detail
-        )
+    session.info.setdefault(_WAITING, []).append(
+        {
+            "event": event.value,
+            "actor": actor,
+            "request_id": request_id,
+            "grant_id": grant_id,
+            "detail": detail,
+        }
     )
+
+
+_WAITING = "audit_waiting"
+
+
+@sqlalchemy_event.listens_for(Session, "before_commit")
+def _write_waiting(session: Session) -> None:
+    rows = session.info.pop(_WAITING, None)
+    if rows:
+        session.connection().execute(insert(AuditEvent.__table__), rows)
+
+
+@sqlalchemy_event.listens_for(Session, "after_rollback")
+def _forget_waiting(session: Session) -> None:
+    session.info.pop(_WAITING, None)

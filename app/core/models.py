@@ -156,6 +156,10 @@ class Grant(Base):
     __table_args__ = (
         Index("ix_grants_state_expires_at", "state", "expires_at"),
         Index("ix_grants_due_at", "due_at", postgresql_where=text("due_at IS NOT NULL")),
+        # The leases in progress: when the first runs out (`GrantLifecycle.next_due`).
+        Index(
+            "ix_grants_lease_until", "lease_until", postgresql_where=text("lease_until IS NOT NULL")
+        ),
     )
 
 

@@ -71,7 +71,7 @@ class Outbox:
         waiting = session.info.pop(_WAITING, None)
         if not waiting:
             return
-        statement = insert(OutboxMessage)
+        statement = insert(OutboxMessage.__table__)  # Core: no ORM bookkeeping for these rows
         # A waiting message with the same collapse key stands for the new one. Touching it
         # (rather than DO NOTHING) locks it until this transaction commits, so a sender cannot
         # take it and render the state from before this change.
@@ -83,7 +83,7 @@ class Outbox:
         # One cached statement, its rows sent in batches, in the order they were added within
         # each conversation. Conversations in one order: inserting takes a lock per
         # conversation (migration 0011), and two transactions must not take them crosswise.
-        session.execute(statement, sorted(waiting, key=lambda m: m["conversation"]))
+        session.connection().execute(statement, sorted(waiting, key=lambda m: m["conversation"]))
         session.info[_ADDED] = True
 
     def _after_commit(self, session: Session) -> None:

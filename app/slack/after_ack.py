@@ -1,18 +1,18 @@
 """The work a Slack listener does after its ack, on threads of its own.
 
-Bolt runs each listener on its listener executor and holds Slack's HTTP response until the
-listener calls ack(). A listener that went on to slow work (the database, Slack, PagerDuty) would
-keep its thread, and other requests' acks would queue behind it. So listeners validate, ack, hand
-the rest to `AfterAck`, and return: their threads are free for the next ack at once.
+Listeners run in the thread that answers Slack's HTTP request (Bolt's `process_before_response`),
+and the answer goes out when they return. A listener that went on to slow work (the database,
+Slack, PagerDuty) would hold the answer. So listeners validate, ack, hand the rest to
+`AfterAck`, and return.
 
 Threads alone do not make acks fast: after-ack jobs are partly CPU work (the ORM, rendering), and
-every thread shares one interpreter lock. So acks come first: while Slack requests are being
-answered (`AckTraffic`, counted by the HTTP layer), one after-ack job runs at a time (and one
-Slack delivery); the rest wait until the requests are answered (a few milliseconds each), then
-run in parallel. And every thread that is not answering a request (after-ack jobs, the Slack
-sender, grant workers, the scheduler) pauses before each database transaction it starts while
-requests are being answered, for at most `YIELD_LIMIT`: work is held between steps, never
-inside one, and it never starves.
+every thread shares one interpreter lock. So acks come first (`AckTraffic`, counted by the HTTP
+layer). An after-ack job or a Slack delivery starts once no request has been answered for
+`QUIET` seconds; while requests keep coming it starts after `DEFER_LIMIT`, one of its kind at a
+time. And every thread that is not answering a request (after-ack jobs, the Slack sender, grant
+workers, the scheduler) pauses before each database transaction it starts while requests are
+being answered, for at most `YIELD_LIMIT`: work is held between steps, never inside one, and it
+never starves.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ DEFER_LIMIT = 1.0  # seconds a background job waits for a pause in requests befo
 
 
 class AckTraffic:
-    """How many Slack requests are being answered right now. Background work (after-ack jobs,
-    the Slack sender) runs through `background(lane)`: while requests are being answered, each
-    lane runs one job at a time; otherwise as many as its own threads allow."""
+    """How many Slack requests are being answered right now, and when the last one was. Jobs
+    (after-ack work, Slack deliveries) start through `background(lane)`; background threads call
+    `yield_to_answers` before each step (the engine does, at each transaction it begins)."""
 
     def __init__(
         self,
