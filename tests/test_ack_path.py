@@ -186,3 +186,26 @@ def test_background_transactions_wait_while_requests_are_answered(database_url: 
             assert 0.15 <= time.monotonic() - started < 1.0
     finally:
         engine.dispose()
+
+
+def test_jobs_with_a_slack_deadline_do_not_wait_for_a_pause() -> None:
+    """Opening a modal must happen within 3 seconds of the trigger: such jobs (`urgent`) run at
+    once, even while requests keep coming and ordinary jobs wait for a pause."""
+    traffic = AckTraffic(defer_limit=5.0)
+    after_ack = AfterAck(2, traffic)
+    ran: list[str] = []
+    try:
+        with traffic.answering():
+            waiting = after_ack.submit(ran.append, "ordinary")
+            # Taking up every ordinary thread does not hold urgent work up either.
+            more = [after_ack.submit(ran.append, "ordinary") for _ in range(3)]
+            urgent = after_ack.submit(ran.append, "urgent", urgent=True)
+            urgent.result(timeout=1)
+            time.sleep(0.2)
+            assert ran == ["urgent"], "ordinary jobs wait while requests are being answered"
+        waiting.result(timeout=2)  # answered: the rest run
+        for future in more:
+            future.result(timeout=2)
+        assert sorted(ran) == ["ordinary"] * 4 + ["urgent"]
+    finally:
+        after_ack.shutdown(wait=True, timeout=5)

@@ -137,13 +137,23 @@ class AckTraffic:
 
 
 class AfterAck:
+    """After-ack jobs, on threads of their own. Most wait for a pause in Slack's requests
+    (`AckTraffic.background`). Jobs Slack gives a deadline to (opening a modal: its trigger is
+    good for 3 seconds) are `urgent`: they run at once, on threads of their own, so that jobs
+    waiting for a pause never hold them up."""
+
     def __init__(self, threads: int, traffic: AckTraffic | None = None) -> None:
         self.traffic = traffic or AckTraffic()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="after-ack")
+        self._urgent = ThreadPoolExecutor(
+            max_workers=max(2, threads // 2), thread_name_prefix="after-ack-urgent"
+        )
 
-    def submit(self, fn: Callable[..., object], *args: Any) -> Future[None]:
+    def submit(self, fn: Callable[..., object], *args: Any, urgent: bool = False) -> Future[None]:
         """Run `fn(*args)` on an after-ack thread. A failure is logged, never raised, so one bad
         job cannot harm the others. Raises RuntimeError once shut down."""
+        if urgent:
+            return self._urgent.submit(_run, fn, args)
         return self._executor.submit(self._run, fn, args)
 
     def _run(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
@@ -154,8 +164,12 @@ class AfterAck:
         """Take no more work; jobs already submitted still run. With `wait`, wait for them for at
         most `timeout` seconds (None: as long as they take)."""
         if wait:
-            shutdown_within(self._executor, timeout, what="after-ack jobs")
+            started = time.monotonic()
+            shutdown_within(self._urgent, timeout, what="urgent after-ack jobs")
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            shutdown_within(self._executor, left, what="after-ack jobs")
         else:
+            self._urgent.shutdown(wait=False)
             self._executor.shutdown(wait=False)
 
 

@@ -142,8 +142,8 @@ def register(
                 )
                 return
             ack()
-            after_ack.submit(open_modal, command, client, intake, errors)
+            after_ack.submit(open_modal, command, client, intake, errors, urgent=True)
             return
         ack()
         # views.open first: the trigger_id expires
-        after_ack.submit(open_modal, command, client, intake)
+        after_ack.submit(open_modal, command, client, intake, urgent=True)

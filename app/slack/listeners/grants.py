@@ -50,7 +50,7 @@ def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: Aft
     @app.action(Ids.EXTEND)
     def open_extension(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        after_ack.submit(show_extension_modal, body, client)
+        after_ack.submit(show_extension_modal, body, client, urgent=True)
 
     def show_extension_modal(body: dict[str, Any], client: WebClient) -> None:
         """The choices come from the database; then views.open, while the trigger_id is valid."""

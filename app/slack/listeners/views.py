@@ -73,7 +73,7 @@ def register(
     def offer_resource_durations(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         """Choosing a resource re-renders the modal with that resource's durations."""
         ack()
-        after_ack.submit(update_durations, body, client)
+        after_ack.submit(update_durations, body, client, urgent=True)
 
     def update_durations(body: dict[str, Any], client: WebClient) -> None:
         view = body.get("view") or {}
