@@ -257,3 +257,53 @@ def test_a_hook_that_hangs_sends_the_request_to_the_approvers(
     assert post.buttons() == ["Approve", "Deny"]
     assert "did not finish within 0.5s" in post.text()
     assert request.state == RequestState.PENDING
+
+
+class HangsForGood:
+    """A target that takes one change at a time and never finishes the one it is given."""
+
+    max_in_flight = 1
+    deadline = 30.0
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def grant(self, ctx: GrantContext) -> None:
+        return None
+
+    def revoke(self, ctx: GrantContext) -> None:
+        self.release.wait(60)
+
+    def describe(self) -> str:
+        return "a target that hangs"
+
+
+def test_a_grant_of_a_removed_resource_is_not_held_up_by_a_full_target(
+    bot_with: Callable[..., Bot],
+) -> None:
+    """Every target is full (its one call hangs); a grant of a resource no workflow defines any
+    more belongs to none of them, and is still looked at (within the sweep interval)."""
+    target = HangsForGood()
+    bot = bot_with(
+        {"sweep_interval_seconds": 1.0},
+        resources=[Resource(id="orders-db", name="Orders DB", grant=target)],
+    )
+    try:
+        stuck = insert_active_grant(bot.sessions, expires_in=timedelta(seconds=-1))
+        bot.runtime.grant_workers.kick()
+        wait_until(
+            lambda: bot.runtime.grant_workers.in_flight(), what="the hanging call to start"
+        )
+        gone = insert_active_grant(
+            bot.sessions, expires_in=timedelta(seconds=-1), resource="gone-db"
+        )
+        bot.runtime.grant_workers.kick()
+
+        def attempted() -> bool:
+            grant = next(g for g in bot.grants() if g.id == gone.id)
+            return "no longer defined" in (grant.last_error or "")
+
+        wait_until(attempted, what="the removed resource's grant to be attempted", timeout=10)
+        assert next(g for g in bot.grants() if g.id == stuck.id).state == GrantState.REVOKING
+    finally:
+        target.release.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Hashable
 from datetime import timedelta
@@ -45,6 +46,7 @@ class GrantWorkers:
                     self._limits[key] = min(limit, self._limits.get(key, limit))
         self._in_flight: Counter[Hashable] = Counter()
         self._lock = threading.Lock()
+        self._looked_past_full = time.monotonic()  # every target full: when last looked past
         self.loop: WorkLoop[Claim] = WorkLoop(
             name="grant-worker",
             threads=workers,
@@ -87,14 +89,20 @@ class GrantWorkers:
         return sum(self._limit(k) for k in keys) if keys else None
 
     def _room(self) -> int:
-        """Free slots across the known targets. With every target full nothing is claimed (nor
-        looked for: a call that ends kicks the loop); a grant of a resource no workflow defines
-        any more is claimed with the next batch, when some target has room."""
+        """Free slots across the known targets. With every target full, nothing is claimed
+        (nor looked for: a call that ends kicks the loop), except once per `idle_wait`: a grant
+        of a resource no workflow defines any more belongs to no target, and must not wait for
+        one that stays full (a strategy that hangs for good)."""
         keys = set(self._targets.values())
         if not keys:
             return self.loop.threads
         with self._lock:
-            return sum(max(0, self._limit(k) - self._in_flight[k]) for k in keys)
+            room = sum(max(0, self._limit(k) - self._in_flight[k]) for k in keys)
+        now = time.monotonic()
+        if room == 0 and now - self._looked_past_full >= self.loop.idle_wait:
+            self._looked_past_full = now
+            return 1
+        return room
 
     def _full_resources(self) -> list[str]:
         with self._lock:
