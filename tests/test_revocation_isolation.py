@@ -291,9 +291,7 @@ def test_a_grant_of_a_removed_resource_is_not_held_up_by_a_full_target(
     try:
         stuck = insert_active_grant(bot.sessions, expires_in=timedelta(seconds=-1))
         bot.runtime.grant_workers.kick()
-        wait_until(
-            lambda: bot.runtime.grant_workers.in_flight(), what="the hanging call to start"
-        )
+        wait_until(lambda: bot.runtime.grant_workers.in_flight(), what="the hanging call to start")
         gone = insert_active_grant(
             bot.sessions, expires_in=timedelta(seconds=-1), resource="gone-db"
         )
