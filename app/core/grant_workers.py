@@ -126,14 +126,15 @@ class GrantWorkers:
 
     def _handle(self, claim: Claim) -> None:
         key = self._targets.get(claim.resource_id, ("resource", claim.resource_id))
-        released = threading.Event()
+        released: list[bool] = []
 
-        def call_done() -> None:
-            if not released.is_set():
-                released.set()
-                with self._lock:
-                    self._in_flight[key] -= 1
-                self.loop.kick()  # the target has room again
+        def call_done() -> None:  # once, whichever thread gets here first
+            with self._lock:
+                if released:
+                    return
+                released.append(True)
+                self._in_flight[key] -= 1
+            self.loop.kick()  # the target has room again
 
         try:
             self.lifecycle.attempt(claim, call_done=call_done)
