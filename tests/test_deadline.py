@@ -40,35 +40,13 @@ def test_a_hung_call_keeps_its_thread_and_the_next_call_gets_another() -> None:
     release.set()
     wait_until(lambda: ended == ["hung"], what="the hung call's done callback")
     # Both threads are idle now: the next two calls at once start no third.
-    both = threading.Barrier(3)
-    waiting = [
-        threading.Thread(
-            target=call_with_deadline, args=(both.wait, 2.0), kwargs={"threads": threads}
-        )
-        for _ in range(2)
-    ]
-    for thread in waiting:
-        thread.start()
-    both.wait(timeout=2)
-    for thread in waiting:
-        thread.join()
+    _calls_at_once(threads, 2)
     assert threads.threads == 2
 
 
 def test_idle_threads_end() -> None:
     threads = CallThreads(idle_seconds=0.05)
-    together = threading.Barrier(4)
-    callers = [
-        threading.Thread(
-            target=call_with_deadline, args=(together.wait, 2.0), kwargs={"threads": threads}
-        )
-        for _ in range(3)
-    ]
-    for caller in callers:
-        caller.start()
-    together.wait(timeout=2)
-    for caller in callers:
-        caller.join()
+    _calls_at_once(threads, 3)
     assert threads.threads == 3
     wait_until(lambda: threads.threads == 0, what="the idle threads to end")
     assert call_with_deadline(lambda: "again", 1.0, threads=threads) == "again"
@@ -86,3 +64,19 @@ def test_what_the_call_raises_reaches_the_caller() -> None:
 
     with pytest.raises(KeyError, match="no such account"):
         call_with_deadline(fail, 1.0)
+
+
+def _calls_at_once(threads: CallThreads, count: int) -> None:
+    """`count` calls from as many callers, all running at the same moment, then all ended."""
+    together = threading.Barrier(count + 1)
+    callers = [
+        threading.Thread(
+            target=call_with_deadline, args=(together.wait, 2.0), kwargs={"threads": threads}
+        )
+        for _ in range(count)
+    ]
+    for caller in callers:
+        caller.start()
+    together.wait(timeout=2)
+    for caller in callers:
+        caller.join()
