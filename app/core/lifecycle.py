@@ -154,9 +154,11 @@ class GrantLifecycle:
         if limit <= 0:
             return []
         now = self.clock()
+        # One statement takes the grants and loads them (with their requests): the lease is
+        # written with the rest of each grant's plan when this transaction commits, and the
+        # row locks keep other workers off them until then.
         due = (
-            select(Grant.id)
-            .join(AccessRequest, AccessRequest.id == Grant.request_id)
+            select(Grant)
             .where(
                 Grant.due_at <= now,
                 or_(Grant.lease_until.is_(None), Grant.lease_until <= now),
@@ -166,21 +168,15 @@ class GrantLifecycle:
             .with_for_update(of=Grant, skip_locked=True)
         )
         if skip_resources:
-            due = due.where(AccessRequest.resource_id.not_in(list(skip_resources)))
-        with self.sessions.begin() as session:
-            ids = session.scalars(
-                update(Grant)
-                .where(Grant.id.in_(due.scalar_subquery()))
-                .values(lease_owner=self.owner, lease_until=now + CLAIM_LEASE)
-                .returning(Grant.id)
-                .execution_options(synchronize_session=False)
-            ).all()
-            if not ids:
-                return []
-            # Locked by the UPDATE above until this transaction ends; earliest due first.
-            grants = _with_backrefs(
-                session.scalars(select(Grant).where(Grant.id.in_(ids)).order_by(Grant.due_at))
+            due = due.join(AccessRequest, AccessRequest.id == Grant.request_id).where(
+                AccessRequest.resource_id.not_in(list(skip_resources))
             )
+        with self.sessions.begin() as session:
+            grants = _with_backrefs(session.scalars(due))  # earliest due first
+            if not grants:
+                return []
+            for grant in grants:
+                grant.lease_owner, grant.lease_until = self.owner, now + CLAIM_LEASE
             # Overlap decisions lock each person: all at once, in one order, so two batches
             # never wait on each other; and their grants are read once for the batch.
             overlap.prepare_batch(session, grants)

@@ -103,20 +103,23 @@ def lock_people(session: Session, slack_ids: Iterable[str]) -> None:
 def prepare_batch(session: Session, grants: Iterable[Grant]) -> None:
     """Before deciding for a batch of grants in one transaction: lock their people, and load
     every grant those people hold that could cover another, in two statements in all."""
-    people = sorted({grant.request.requester_slack_id for grant in grants})
+    given = list(grants)
+    people = sorted({grant.request.requester_slack_id for grant in given})
     if not people:
         return
     lock_people(session, people)
     batch = _batch(session)
     theirs = select(AccessRequest.id).where(AccessRequest.requester_slack_id.in_(people))
-    loaded = session.scalars(
+    others = session.scalars(  # those not in hand already (mostly none: a person has one)
         select(Grant).where(
-            Grant.request_id.in_(theirs.scalar_subquery()), Grant.state.in_(_MAY_COVER)
+            Grant.request_id.in_(theirs.scalar_subquery()),
+            Grant.state.in_(_MAY_COVER),
+            Grant.id.not_in([grant.id for grant in given]),
         )
     ).all()
     for person in people:
         batch.grants[person] = []
-    for grant in loaded:
+    for grant in [*(g for g in given if GrantState(g.state) in _MAY_COVER), *others]:
         batch.grants[grant.request.requester_slack_id].append(grant)
 
 
