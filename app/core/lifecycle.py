@@ -175,11 +175,11 @@ class GrantLifecycle:
             grants = _with_backrefs(session.scalars(due))  # earliest due first
             if not grants:
                 return []
-            for grant in grants:
-                grant.lease_owner, grant.lease_until = self.owner, now + CLAIM_LEASE
             # Overlap decisions lock each person: all at once, in one order, so two batches
             # never wait on each other; and their grants are read once for the batch.
             overlap.prepare_batch(session, grants)
+            for grant in grants:  # after the reads above: each grant is written once, at commit
+                grant.lease_owner, grant.lease_until = self.owner, now + CLAIM_LEASE
             claims = [
                 Claim(grant.id, grant.request.resource_id, self._plan(session, grant, now))
                 for grant in grants

@@ -1,0 +1,55 @@
+"""What claiming a batch of due grants costs the database: a mass revocation runs this once per
+batch, so every statement and every row write in it is paid thousands of times."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+
+from app.core.models import GrantState
+from app.core.ports import utcnow
+from benchmarks.seed import seed_active_grants, spread
+from tests.support.bot import Bot
+
+BATCH = 40
+
+
+def test_a_claim_writes_each_grant_once_in_a_few_statements(bot: Bot, database_url: str) -> None:
+    runtime = bot.runtime
+    runtime.grant_workers.stop(5)  # this test claims by hand
+    now = utcnow()
+    seeded = seed_active_grants(
+        database_url,
+        expiries=spread(BATCH, now - timedelta(minutes=10), now - timedelta(seconds=1)),
+        workflow="production",
+        resource="orders-db",
+    )
+    statements: list[str] = []
+    rows_written: Counter[str] = Counter()
+
+    def seen(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        statements.append(sql)
+        written = re.match(r"\s*UPDATE (\w+)", sql)
+        if written:
+            rows_written[written.group(1)] += len(params) if many else 1
+
+    engine = runtime.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        claims = runtime.lifecycle.claim_due(BATCH)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    assert {c.grant_id for c in claims} == {g.grant_id for g in seeded}
+    assert all(c.plan is not None and c.plan.operation == "revoke" for c in claims)
+    # Each grant leased and moved to revoking by one row write, at commit.
+    assert rows_written == {"grants": BATCH}, rows_written
+    # Take and load the grants, their approvals, lock their people, look for their other
+    # grants, write the grants, write the audit: a fixed number however many are claimed.
+    assert len(statements) <= 6, "\n".join(s[:80] for s in statements)
+    states = {g.id: g.state for g in bot.grants()}
+    assert {states[g.grant_id] for g in seeded} == {GrantState.REVOKING}
