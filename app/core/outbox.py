@@ -26,6 +26,21 @@ from app.core.text import clean
 log = logging.getLogger(__name__)
 
 _ADDED = "outbox_added"
+
+
+def _insert() -> Any:
+    statement = insert(OutboxMessage.__table__)  # Core: no ORM bookkeeping for these rows
+    # A waiting message with the same collapse key stands for the new one. Touching it (rather
+    # than DO NOTHING) locks it until this transaction commits, so a sender cannot take it and
+    # render the state from before this change.
+    return statement.on_conflict_do_update(
+        index_elements=["collapse_key"],
+        index_where=text("done_at IS NULL AND lease_owner IS NULL"),
+        set_={"collapse_key": statement.excluded.collapse_key},
+    )
+
+
+_INSERT = _insert()  # built once: building it (its `excluded` columns) cost more than a row
 _WAITING = "outbox_waiting"
 
 
@@ -71,19 +86,10 @@ class Outbox:
         waiting = session.info.pop(_WAITING, None)
         if not waiting:
             return
-        statement = insert(OutboxMessage.__table__)  # Core: no ORM bookkeeping for these rows
-        # A waiting message with the same collapse key stands for the new one. Touching it
-        # (rather than DO NOTHING) locks it until this transaction commits, so a sender cannot
-        # take it and render the state from before this change.
-        statement = statement.on_conflict_do_update(
-            index_elements=["collapse_key"],
-            index_where=text("done_at IS NULL AND lease_owner IS NULL"),
-            set_={"collapse_key": statement.excluded.collapse_key},
-        )
         # One cached statement, its rows sent in batches, in the order they were added within
         # each conversation. Conversations in one order: inserting takes a lock per
         # conversation (migration 0011), and two transactions must not take them crosswise.
-        session.connection().execute(statement, sorted(waiting, key=lambda m: m["conversation"]))
+        session.connection().execute(_INSERT, sorted(waiting, key=lambda m: m["conversation"]))
         session.info[_ADDED] = True
 
     def _after_commit(self, session: Session) -> None:
