@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -209,3 +210,44 @@ def test_jobs_with_a_slack_deadline_do_not_wait_for_a_pause() -> None:
         assert sorted(ran) == ["ordinary"] * 4 + ["urgent"]
     finally:
         after_ack.shutdown(wait=True, timeout=5)
+
+
+def test_while_other_work_comes_first_a_lane_trickles_one_job_at_a_time_spaced_out() -> None:
+    """While `behind()` (grant workers have a revocation backlog), Slack deliveries start one at
+    a time and `behind_spacing` apart; once it clears, they run side by side again."""
+    traffic = AckTraffic(behind_spacing=0.2)
+    backlog = threading.Event()
+    backlog.set()
+    starts: list[float] = []
+    running: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+
+    def deliver(work: Callable[[], object]) -> None:
+        with traffic.background("slack-sender", behind=backlog.is_set):
+            with lock:
+                starts.append(time.monotonic())
+                running.append(1)
+                most[0] = max(most[0], len(running))
+            try:
+                work()
+            finally:
+                with lock:
+                    running.pop()
+
+    def deliver_all(count: int, work: Callable[[], object]) -> None:
+        threads = [threading.Thread(target=deliver, args=(work,)) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+
+    deliver_all(4, lambda: time.sleep(0.01))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert most[0] == 1
+    assert len(gaps) == 3 and min(gaps) >= 0.19, gaps
+    backlog.clear()
+    all_at_once = threading.Barrier(4)
+    deliver_all(4, lambda: all_at_once.wait(timeout=5))  # broken unless all four run at once
+    assert not all_at_once.broken
+    assert most[0] == 4

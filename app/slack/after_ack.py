@@ -18,6 +18,7 @@ never starves.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -33,6 +34,9 @@ YIELD_LIMIT = 0.05  # seconds background work waits at one step for requests bei
 # goes on once none has been answered for this long, not in the gap between two of a run.
 QUIET = 0.005
 DEFER_LIMIT = 1.0  # seconds a background job waits for a pause in requests before it starts
+# While other work comes first (`behind`), a lane starts one job at a time, this many seconds
+# apart: a trickle that keeps it moving without taking the CPU the other work needs.
+BEHIND_SPACING = 0.25
 
 
 class AckTraffic:
@@ -46,13 +50,16 @@ class AckTraffic:
         yield_limit: float = YIELD_LIMIT,
         quiet: float = QUIET,
         defer_limit: float = DEFER_LIMIT,
+        behind_spacing: float = BEHIND_SPACING,
     ) -> None:
         self.yield_limit = yield_limit
         self.quiet = quiet
         self.defer_limit = defer_limit
+        self.behind_spacing = behind_spacing
         self._answering = 0
         self._last_answered = float("-inf")  # time.monotonic() when the last one was answered
         self._running: Counter[str] = Counter()
+        self._last_started: dict[str, float] = {}  # lane -> when its last job started
         self._changed = threading.Condition()
         self._local = threading.local()
 
@@ -111,15 +118,20 @@ class AckTraffic:
         """Around one background job. It starts once no Slack request has been answered for
         `quiet` seconds; while requests keep coming, after waiting `defer_limit` seconds, one
         job of the lane at a time. (And while `behind()`, other work that comes first, one job
-        of the lane at a time.)"""
+        of the lane at a time, `behind_spacing` seconds apart.)"""
         with self._changed:
             deadline = time.monotonic() + self.defer_limit
             while True:
                 now = time.monotonic()
                 lane_busy = self._running[lane] > 0
-                if lane_busy and behind():
-                    self._changed.wait(0.05)
-                    continue
+                if behind():
+                    next_start = self._last_started.get(lane, -math.inf) + self.behind_spacing
+                    if lane_busy:  # told when its job ends
+                        self._changed.wait(0.05)
+                        continue
+                    if now < next_start:
+                        self._changed.wait(min(0.05, next_start - now))
+                        continue
                 if self._is_quiet(now) or (not lane_busy and now >= deadline):
                     break
                 # Answering: look again shortly. Answered a moment ago: wait out the quiet time.
@@ -128,6 +140,7 @@ class AckTraffic:
                     timeout = min(timeout, deadline - now)
                 self._changed.wait(max(timeout, 0.001))
             self._running[lane] += 1
+            self._last_started[lane] = time.monotonic()
         try:
             yield
         finally:
