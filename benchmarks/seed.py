@@ -168,6 +168,22 @@ def grant_states(database_url: str) -> dict[str, int]:
     return {str(state): int(count) for state, count in rows}
 
 
+def audit_trails(database_url: str, request_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each request's audit events, oldest first, one line each (to tell why it went wrong)."""
+    trails: dict[str, list[str]] = {}
+    with psycopg.connect(conninfo(database_url)) as connection:
+        rows = connection.execute(
+            "SELECT request_id::text, at, event, actor, grant_id, detail FROM audit_events"
+            " WHERE request_id::text = ANY(%s) ORDER BY id",
+            (list(request_ids),),
+        ).fetchall()
+    for request_id, at, event, actor, grant_id, detail in rows:
+        trails.setdefault(request_id, []).append(
+            f"{at.isoformat()} {event} by {actor} grant={grant_id} {detail}"
+        )
+    return trails
+
+
 def outbox_pending(database_url: str) -> int | None:
     """Messages not yet delivered (None before the outbox exists)."""
     with psycopg.connect(conninfo(database_url)) as connection:

@@ -7,6 +7,7 @@ builds) until the database shows every grant revoked.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -34,6 +35,7 @@ from benchmarks.scenarios.common import (
     wait_for,
 )
 from benchmarks.seed import (
+    audit_trails,
     database_activity,
     grant_states,
     seed_active_grants,
@@ -120,6 +122,7 @@ def _run(bench: Bench, processes: int) -> Outcome:
         events = target.events("revoke")
         per_request = Counter(str(e.get("request_id")) for _, e in events)
         expected = {str(g.request_id) for g in seeded}
+        _explain_duplicates(bench, database_url, bots, events, per_request, expected)
         arrivals = sorted(t for t, _ in events)
         rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
         postgres_cpu = bench.postgres_cpu() - postgres_mark
@@ -143,6 +146,37 @@ def _run(bench: Bench, processes: int) -> Outcome:
             rate=rate,
             rows=rows,
         )
+
+
+def _explain_duplicates(
+    bench: Bench,
+    database_url: str,
+    bots: list[BotProcess],
+    events: list[tuple[float, dict[str, object]]],
+    per_request: Counter[str],
+    expected: set[str],
+) -> None:
+    """A grant revoked more than once: print when each revoke arrived, the grant's audit trail
+    and what the bots logged about it, before the database and the logs are gone."""
+    twice = sorted(k for k in expected if per_request[k] > 1)[:5]
+    if not twice:
+        return
+    trails = audit_trails(database_url, twice)
+    for request_id in twice:
+        bench.log(f"revoked {per_request[request_id]} times: request {request_id}")
+        for arrived, event in events:
+            if str(event.get("request_id")) == request_id:
+                bench.log(f"  revoke arrived at {arrived:.3f}: event_id {event.get('event_id')}")
+        for line in trails.get(request_id, []):
+            bench.log(f"  audit: {line}")
+        for bot in bots:
+            logged = bot.log_path.read_text(errors="replace").splitlines()
+            grant_ids = set(
+                re.findall(r"grant=([0-9a-f-]{36})", " ".join(trails.get(request_id, [])))
+            )
+            for line in logged:
+                if any(g in line for g in grant_ids) or request_id in line:
+                    bench.log(f"  {bot.name}: {line}")
 
 
 def _rows(outcome: Outcome, *, target: bool) -> list[Row]:
