@@ -8,7 +8,6 @@ A 429 is waited out until `X-Rate-Limit-Reset` when that fits within the strateg
 
 from __future__ import annotations
 
-import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from app.grants.base import (
     map_identity,
     resolve_secret,
 )
+from app.grants.http_pool import SharedClient
 
 PAGE_SIZE = 200  # Okta's largest page for a user's groups
 
@@ -42,7 +42,13 @@ class OktaGroup:
     users: IdentityMap | None = None
     timeout: float = 10.0
     retry: Retry = field(default_factory=Retry)
-    _client: httpx.Client | None = field(default=None, init=False, repr=False, compare=False)
+    # One connection pool, shared by the workers' threads.
+    _http: SharedClient = field(
+        default_factory=lambda: SharedClient(system_ca=True, follow_redirects=False),
+        init=False,
+        repr=False,
+        compare=False,
+    )
 
     @property
     def deadline(self) -> float:
@@ -139,7 +145,7 @@ class OktaGroup:
             if left <= 0:
                 raise GrantError(f"{what}: not done within {self.timeout:g}s")
             try:
-                response = self._http().request(method, url, headers=headers, timeout=left)
+                response = self._http.get().request(method, url, headers=headers, timeout=left)
             except httpx.TimeoutException as exc:
                 raise GrantError(f"{what}: no answer within {self.timeout:g}s") from exc
             except httpx.HTTPError as exc:
@@ -156,12 +162,6 @@ class OktaGroup:
                 time.sleep(wait)
                 continue
             raise GrantError(f"{what} answered {response.status_code}: {_summary(response)}")
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            # ssl.create_default_context() honours SSL_CERT_FILE / SSL_CERT_DIR.
-            self._client = httpx.Client(verify=ssl.create_default_context(), follow_redirects=False)
-        return self._client
 
 
 def _rate_limit_wait(response: httpx.Response) -> float | None:

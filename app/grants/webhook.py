@@ -16,6 +16,7 @@ import httpx
 
 from app.core.text import redact_url
 from app.grants.base import Env, GrantContext, GrantError, Retry, Secret, resolve_secret
+from app.grants.http_pool import SharedClient
 
 TIMESTAMP_HEADER = "X-Accessbot-Timestamp"
 SIGNATURE_HEADER = "X-Accessbot-Signature"
@@ -47,14 +48,11 @@ class Webhook:
     secret: Secret = field(repr=False)
     timeout: float = 10.0
     retry: Retry = field(default_factory=Retry)
-    # One connection pool per webhook: building a client (and its TLS context) per call costs
-    # tens of milliseconds.
-    _client: httpx.Client | None = field(default=None, init=False, repr=False, compare=False)
+    # One connection pool per webhook, shared by the workers' threads.
+    _http: SharedClient = field(init=False, repr=False, compare=False)
 
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
-        return self._client
+    def __post_init__(self) -> None:
+        self._http = SharedClient(timeout=self.timeout, follow_redirects=False)
 
     def grant(self, ctx: GrantContext) -> None:
         self._post(ctx)
@@ -118,7 +116,9 @@ class Webhook:
         }
         started = time.monotonic()
         try:
-            with self._http().stream("POST", self.url, content=body, headers=headers) as response:
+            with self._http.get().stream(
+                "POST", self.url, content=body, headers=headers
+            ) as response:
                 answer = bytearray()
                 for chunk in response.iter_bytes():
                     if len(answer) < MAX_ANSWER:

@@ -19,6 +19,21 @@ class _Server(ThreadingHTTPServer):
     # pool) would see dropped SYNs and one-second retransmits that no real server causes.
     request_queue_size = 256
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.connections_opened = 0  # connections accepted
+        self.connections_ended = 0  # connections the client closed (or that broke)
+        self._count_lock = threading.Lock()
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        with self._count_lock:
+            self.connections_opened += 1
+        return True
+
+    def connection_ended(self) -> None:
+        with self._count_lock:
+            self.connections_ended += 1
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (the bot's deadline passed while a fake hung) is no error.
         if isinstance(sys.exc_info()[1], ConnectionError):
@@ -56,6 +71,12 @@ class FakeServer:
                     self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def handle(self) -> None:  # one connection, request after request
+                try:
+                    super().handle()
+                finally:
+                    owner.httpd.connection_ended()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

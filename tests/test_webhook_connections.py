@@ -1,0 +1,78 @@
+"""The Webhook strategy's connections, shared by the grant workers' threads."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from app.grants.base import GrantContext, GrantError, GrantUser
+from app.grants.webhook import Webhook
+from tests.support.webhook_receiver import WebhookReceiver
+
+SECRET = "connections-secret"
+THREADS = 40  # more calls at once than httpx keeps idle by default (20)
+ROUNDS = 5
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver(SECRET)
+    server.latency = 0.05
+    server.start()
+    yield server
+    server.stop()
+
+
+def _context(n: int) -> GrantContext:
+    return GrantContext(
+        event="revoke",
+        request_id=uuid.uuid4(),
+        grant_id=uuid.uuid4(),
+        workflow="default",
+        resource="prod-db",
+        resource_name="Production database",
+        user=GrantUser(slack_id=f"U{n:05d}", email=f"u{n}@example.com"),
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+        approved_by="UAPPROVER",
+        event_id=str(uuid.uuid4()),
+    )
+
+
+def test_calls_from_many_threads_reuse_their_connections_and_none_fails(
+    receiver: WebhookReceiver,
+) -> None:
+    """Connections stay open for the next calls: none is closed as "surplus" while another
+    thread's request is about to use it (that request was sent, then read its answer from a
+    closed socket after the target had acted on it, and was retried as failed)."""
+    hook = Webhook(receiver.url, SECRET)
+    start = threading.Barrier(THREADS)
+    errors: list[GrantError] = []
+    sent: list[str] = []
+
+    def calls(n: int) -> None:
+        start.wait()
+        for r in range(ROUNDS):
+            ctx = _context(n * ROUNDS + r)
+            sent.append(ctx.event_id)
+            try:
+                hook.revoke(ctx)
+            except GrantError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=calls, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(e["event_id"] for e in receiver.events) == sorted(sent)
+    assert len(sent) == THREADS * ROUNDS
+    # Every connection the client opened is still open for the next calls: the target saw
+    # none of them closed while the calls went on.
+    assert receiver.httpd.connections_opened >= THREADS // 2
+    assert receiver.httpd.connections_ended == 0
