@@ -75,7 +75,8 @@ class AckTraffic:
             with self._changed:
                 self._answering -= 1
                 self._last_answered = time.monotonic()
-                self._changed.notify_all()
+                if not self._answering:
+                    self._changed.notify_all()
 
     @contextmanager
     def foreground(self) -> Iterator[None]:
