@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import audit
@@ -221,8 +221,7 @@ class AccessRequests:
             )
             request_id = request.id
         if route is not None:
-            self._record_route(request_id, route)
-            return self.view(request_id)
+            return self._record_route(request_id, route)
         # The on-call check and the workflow's hook: never on Slack's 3-second path.
         route = self.router.route(
             workflow,
@@ -234,8 +233,7 @@ class AccessRequests:
             extension=extends is not None,
             ticket=ticket,
         )
-        self._record_route(request_id, route)
-        return self.view(request_id)
+        return self._record_route(request_id, route)
 
     def submit_decided(
         self,
@@ -252,8 +250,9 @@ class AccessRequests:
             found, person, duration, justification, route=route, submission_id=submission_id
         )
 
-    def _record_route(self, request_id: uuid.UUID, route: Route) -> None:
-        """Store what routing decided, if nobody decided first; tell everyone.
+    def _record_route(self, request_id: uuid.UUID, route: Route) -> RequestView:
+        """Store what routing decided, if nobody decided first; tell everyone. Returns the
+        request as that transaction left it.
 
         Routing runs with no lock held (PagerDuty, the workflow's hook), so an approver may
         have decided, or the requester cancelled, meanwhile: then routing's result is only
@@ -271,7 +270,7 @@ class AccessRequests:
                     reason=route.reason,
                     state=request.state,
                 )
-                return
+                return self._view(request)
             if route.action == "approve" and route.cap is not None:
                 route = self._within_cap(session, request, route)
             request.routed_at = self.clock()
@@ -286,12 +285,13 @@ class AccessRequests:
                         reason=route.reason,
                         **route.evidence,
                     )
-                self.notifier.request_submitted(session, self._view(request))
+                view = self._view(request)
+                self.notifier.request_submitted(session, view)
                 self.wakeups.wake_at(request.pending_until or self.clock())
                 workflow = self.registry.workflow(request.workflow)
                 if workflow is not None and workflow.escalate_after is not None:
                     self.wakeups.wake_at(request.created_at + workflow.escalate_after)
-                return
+                return view
             request.auto_approved = route.action == "approve"
             request.decided_via = route.via
             request.not_after = route.not_after if route.action == "approve" else None
@@ -308,6 +308,7 @@ class AccessRequests:
         if route.action == "deny":
             self.hooks.run("after_deny", view)
         self.lifecycle.on_due()
+        return view
 
     def _within_cap(self, session: Session, request: AccessRequest, route: Route) -> Route:
         """The route, or a route to humans when the requester reached the on-call cap."""
@@ -366,9 +367,11 @@ class AccessRequests:
     def posted(self, request_id: uuid.UUID, channel: str, ts: str) -> None:
         """The approvers' message of a request now exists (the outbox delivered it)."""
         with self.sessions.begin() as session:
-            request = session.get_one(AccessRequest, request_id, with_for_update=True)
-            request.approvers_message_ts = ts
-            request.approvers_channel = channel
+            session.execute(
+                update(AccessRequest)
+                .where(AccessRequest.id == request_id)
+                .values(approvers_message_ts=ts, approvers_channel=channel)
+            )
 
     def _approve(
         self, session: Session, request: AccessRequest, actor: str, **detail: object
