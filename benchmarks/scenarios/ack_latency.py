@@ -1,10 +1,13 @@
 """How fast Slack gets its ack for `/access` and for the modal submission, next to a bare Bolt
 app that only acks on the same server stack (benchmarks/bare_app.py), against the same fakes.
 
-Each app is measured alone: sequentially (one client, one request at a time) and with 20
-concurrent clients (keep-alive connections). Latency is the client's: from writing the signed
-request to reading the whole response. The load generator is asyncio on raw sockets, so it
-costs next to nothing; requests are built and signed before the clock starts.
+Both apps run side by side, each on a database of its own, and take turns: each phase
+(sequential: one client, one request at a time; 20 concurrent clients on keep-alive
+connections) runs in ROUNDS rounds, bare app then bot, each app settled before the other
+starts, and each app's samples are pooled, so that the machine's drift falls on both alike.
+Latency is the client's: from writing the signed request to reading the whole response. The
+load generator is asyncio on raw sockets, so it costs next to nothing; requests are built and
+signed before the clock starts.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ NAME = "ack-latency"
 SEQUENTIAL = 200
 CLIENTS, PER_CLIENT = 20, 20
 WARMUP = 20
+ROUNDS = 5  # each phase measured in turns: bare app, bot, bare app, ...
 RATIO_TARGET = 1.5
 SEQUENTIAL_P95_TARGET_MS = 100.0  # README: Slack acknowledgement p95 under 100 ms
 
@@ -183,24 +187,36 @@ PHASES: list[tuple[str, Callable[[int, str], bytes], int, int]] = [
 ]
 
 
-def _measure_app(
-    bench: Bench, app: BotProcess, slack: SlackApi, scale: float
-) -> dict[str, Samples]:
+def _warm(app: BotProcess, slack: SlackApi) -> None:
     app.wait_ready()
     measure(app.port, command, 1, WARMUP)
     measure(app.port, submission, 1, WARMUP)
     _settle(slack, app)
-    results: dict[str, Samples] = {}
+
+
+def _measure_apps(
+    bench: Bench, apps: list[BotProcess], slack: SlackApi, scale: float
+) -> dict[str, dict[str, Samples]]:
+    """Each phase in ROUNDS rounds, the apps taking turns within each round (each settled
+    before the next starts), the samples of every round pooled per app: drift of the machine
+    between two measurements a minute apart falls on both apps alike."""
+    results: dict[str, dict[str, Samples]] = {app.name: {} for app in apps}
     for label, build, clients, each in PHASES:
         each = max(1, round(each * scale))
-        results[label] = measure(app.port, build, clients, each)
-        app.sample()
-        _settle(slack, app)
-        samples = results[label]
-        bench.log(
-            f"{app.name}: {label}: p50 {percentile(samples.latencies, 50):.1f} ms, "
-            f"p99 {percentile(samples.latencies, 99):.1f} ms"
-        )
+        for _ in range(ROUNDS):
+            for app in apps:
+                samples = measure(app.port, build, clients, each)
+                pooled = results[app.name].setdefault(label, Samples([], 0))
+                pooled.latencies += samples.latencies
+                pooled.failures += samples.failures
+                app.sample()
+                _settle(slack, app)
+        for app in apps:
+            samples = results[app.name][label]
+            bench.log(
+                f"{app.name}: {label}: p50 {percentile(samples.latencies, 50):.1f} ms, "
+                f"p99 {percentile(samples.latencies, 99):.1f} ms"
+            )
     return results
 
 
@@ -222,15 +238,16 @@ def run(bench: Bench) -> list[Row]:
             "workflows_dir": workdir / "workflows",
             "overrides": bench.bot_env,
         }
-        bare = start_bare_app(**settings)  # type: ignore[arg-type]
-        try:
-            baseline = _measure_app(bench, bare, slack, bench.scale)
-        finally:
-            bare.stop()
+        bare_database = stack.enter_context(bench.database())
+        bare = start_bare_app(**{**settings, "database_url": bare_database})  # type: ignore[arg-type]
+        stack.callback(bare.stop)
         activity = database_activity(database_url)
         bot = start_bot("bot", **settings)  # type: ignore[arg-type]
         stack.callback(bot.stop)
-        measured = _measure_app(bench, bot, slack, bench.scale)
+        _warm(bare, slack)
+        _warm(bot, slack)
+        results = _measure_apps(bench, [bare, bot], slack, bench.scale)
+        baseline, measured = results[bare.name], results[bot.name]
         submissions = WARMUP + sum(
             len(samples.latencies) for label, samples in measured.items() if "submission" in label
         )
