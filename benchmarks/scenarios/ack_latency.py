@@ -3,8 +3,10 @@ app that only acks on the same server stack (benchmarks/bare_app.py), against th
 
 Both apps run side by side, each on a database of its own, and take turns: each phase
 (sequential: one client, one request at a time; 20 concurrent clients on keep-alive
-connections) runs in ROUNDS rounds, bare app then bot, each app settled before the other
-starts, and each app's samples are pooled, so that the machine's drift falls on both alike.
+connections) runs in ROUNDS rounds, bare app then bot, each measurement started once both
+apps are idle (under a tenth of a core: the bot's work after earlier acks is done, bar its
+paced Slack backlog), and each app's samples are pooled, so that the machine's drift falls on
+both alike and neither app is measured while the other works.
 Latency is the client's: from writing the signed request to reading the whole response. The
 load generator is asyncio on raw sockets, so it costs next to nothing; requests are built and
 signed before the clock starts.
@@ -21,7 +23,6 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -35,7 +36,7 @@ from benchmarks.botproc import (
     start_bot,
     write_workflows,
 )
-from benchmarks.fakes import SlackApi, WebhookTarget
+from benchmarks.fakes import SlackApi, WebhookTarget, process_cpu_seconds
 from benchmarks.scenarios.common import (
     SLACK_LATENCY,
     TARGET_LATENCY,
@@ -173,17 +174,26 @@ def measure(port: int, build: Callable[[int, str], bytes], clients: int, each: i
     return samples
 
 
-def _settle(slack: SlackApi, app: BotProcess, seconds: float = 1.0, timeout: float = 10) -> None:
-    """Until Slack has seen no call for `seconds` (what the last phase set off is done)."""
-    state: list[Any] = [time.monotonic(), slack.stats().get("accepted", 0)]
+IDLE_WINDOW = 0.5  # seconds
+IDLE_SHARE = 0.1  # of one core: a bot delivering its paced Slack backlog uses a few percent
+SETTLE_TIMEOUT = 60.0
 
-    def quiet() -> bool:
-        accepted = slack.stats().get("accepted", 0)
-        if accepted != state[1]:
-            state[:] = [time.monotonic(), accepted]
-        return time.monotonic() - state[0] >= seconds
 
-    wait_for(quiet, timeout=timeout, bots=[app], interval=0.2)
+def _settle(apps: list[BotProcess]) -> bool:
+    """Until every app has used under IDLE_SHARE of a core over IDLE_WINDOW: what the last
+    phase set off is done (a bot's after-ack work included), so that neither app is measured
+    while the other, or its own backlog, takes the CPU."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    used = [process_cpu_seconds(app.process.pid) for app in apps]
+    while time.monotonic() < deadline:
+        time.sleep(IDLE_WINDOW)
+        wait_for(lambda: True, timeout=0, bots=apps)  # sample RSS; raise if an app died
+        now = [process_cpu_seconds(app.process.pid) for app in apps]
+        busy = max(after - before for before, after in zip(used, now, strict=True))
+        if busy < IDLE_SHARE * IDLE_WINDOW:
+            return True
+        used = now
+    return False
 
 
 PHASES: list[tuple[str, Callable[[int, str], bytes], int, int]] = [
@@ -194,30 +204,30 @@ PHASES: list[tuple[str, Callable[[int, str], bytes], int, int]] = [
 ]
 
 
-def _warm(app: BotProcess, slack: SlackApi) -> None:
+def _warm(app: BotProcess) -> None:
     app.wait_ready()
     measure(app.port, command, 1, WARMUP)
     measure(app.port, submission, 1, WARMUP)
-    _settle(slack, app)
 
 
 def _measure_apps(
-    bench: Bench, apps: list[BotProcess], slack: SlackApi, scale: float
+    bench: Bench, apps: list[BotProcess], scale: float
 ) -> dict[str, dict[str, Samples]]:
-    """Each phase in ROUNDS rounds, the apps taking turns within each round (each settled
-    before the next starts), the samples of every round pooled per app: drift of the machine
-    between two measurements a minute apart falls on both apps alike."""
+    """Each phase in ROUNDS rounds, the apps taking turns within each round, each measurement
+    started with both apps idle, the samples of every round pooled per app: drift of the
+    machine between two measurements a minute apart falls on both apps alike."""
     results: dict[str, dict[str, Samples]] = {app.name: {} for app in apps}
     for label, build, clients, each in PHASES:
         each = max(1, round(each * scale))
         for _ in range(ROUNDS):
             for app in apps:
+                if not _settle(apps):
+                    bench.log(f"{label}: an app was still busy after {SETTLE_TIMEOUT:.0f} s")
                 samples = measure(app.port, build, clients, each)
                 pooled = results[app.name].setdefault(label, Samples([], 0))
                 pooled.latencies += samples.latencies
                 pooled.failures += samples.failures
                 app.sample()
-                _settle(slack, app)
         for app in apps:
             samples = results[app.name][label]
             bench.log(
@@ -251,9 +261,9 @@ def run(bench: Bench) -> list[Row]:
         activity = database_activity(database_url)
         bot = start_bot("bot", **settings)  # type: ignore[arg-type]
         stack.callback(bot.stop)
-        _warm(bare, slack)
-        _warm(bot, slack)
-        results = _measure_apps(bench, [bare, bot], slack, bench.scale)
+        _warm(bare)
+        _warm(bot)
+        results = _measure_apps(bench, [bare, bot], bench.scale)
         baseline, measured = results[bare.name], results[bot.name]
         submissions = WARMUP + sum(
             len(samples.latencies) for label, samples in measured.items() if "submission" in label
