@@ -4,6 +4,7 @@ batch, so every statement and every row write in it is paid thousands of times."
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from app.core.models import GrantState
 from app.core.ports import utcnow
 from benchmarks.seed import seed_active_grants, spread
 from tests.support.bot import Bot
+from tests.support.wait import wait_until
 
 BATCH = 40
 
@@ -53,3 +55,55 @@ def test_a_claim_writes_each_grant_once_in_a_few_statements(bot: Bot, database_u
     assert len(statements) <= 6, "\n".join(s[:80] for s in statements)
     states = {g.id: g.state for g in bot.grants()}
     assert {states[g.grant_id] for g in seeded} == {GrantState.REVOKING}
+
+
+def test_claims_and_outcomes_of_any_batch_size_send_the_same_statements(
+    bot: Bot, database_url: str
+) -> None:
+    """PostgreSQL plans a statement once per connection only if its text stays the same: a
+    list rendered as `IN ($1, $2, ...)` would make a new statement of every batch size, each
+    parsed and planned again (more than its run costs)."""
+    runtime = bot.runtime
+    runtime.grant_workers.stop(5)  # this test claims and records by hand
+    now = utcnow()
+    seed_active_grants(
+        database_url,
+        expiries=spread(3 + 5, now - timedelta(minutes=10), now - timedelta(seconds=1)),
+        workflow="production",
+        resource="orders-db",
+    )
+    engine = runtime.engine
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_generic_plan"
+
+    def statements_of(batch: int) -> list[str]:
+        sent: list[str] = []
+        ours = {threading.current_thread()}  # not the bot's own threads (its Slack sender)
+
+        def seen(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+            # What is planned (writes are by key), by this test's threads.
+            if threading.current_thread() in ours and sql.lstrip().startswith("SELECT"):
+                sent.append(sql)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            claims = runtime.lifecycle.claim_due(batch)
+            assert len(claims) == batch
+            attempts = [  # at once: their outcomes are recorded in batches
+                threading.Thread(target=runtime.lifecycle.attempt, args=(claim,))
+                for claim in claims
+            ]
+            ours.update(attempts)
+            for attempt in attempts:
+                attempt.start()
+            for attempt in attempts:
+                attempt.join(10)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        return sent
+
+    three, five = statements_of(3), statements_of(5)
+    assert set(three) == set(five), "\n\n".join(sorted(set(three) ^ set(five)))
+    wait_until(
+        lambda: sum(g.state == GrantState.REVOKED for g in bot.grants()) == 8, what="revoked"
+    )

@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session, defaultload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core import audit, overlap
@@ -36,10 +36,11 @@ from app.core.durations import describe_duration
 from app.core.errors import NotAllowed
 from app.core.group_commit import GroupCommit
 from app.core.hooks import AfterHook, AfterHooks
-from app.core.models import AccessRequest, Grant, GrantState
+from app.core.models import AccessRequest, Approval, Grant, GrantState
 from app.core.ports import CallMetrics, Clock, NoMetrics, Notifier, Wakeups
 from app.core.text import clean
 from app.core.views import RequestView
+from app.db.sets import none_of, one_of
 from app.grants.base import GrantContext, GrantError, GrantStrategy, GrantUser, Retry
 from app.workflows.loader import Registry
 
@@ -169,10 +170,10 @@ class GrantLifecycle:
         )
         if skip_resources:
             due = due.join(AccessRequest, AccessRequest.id == Grant.request_id).where(
-                AccessRequest.resource_id.not_in(list(skip_resources))
+                none_of(AccessRequest.resource_id, skip_resources)
             )
         with self.sessions.begin() as session:
-            grants = _with_backrefs(session.scalars(due))  # earliest due first
+            grants = _load(session, due)  # earliest due first
             if not grants:
                 return []
             # Overlap decisions lock each person: all at once, in one order, so two batches
@@ -191,7 +192,7 @@ class GrantLifecycle:
         with self.sessions.begin() as session:
             session.execute(
                 update(Grant)
-                .where(Grant.id.in_(list(grant_ids)), Grant.lease_owner == self.owner)
+                .where(one_of(Grant.id, grant_ids), Grant.lease_owner == self.owner)
                 .values(lease_owner=None, lease_until=None)
                 .execution_options(synchronize_session=False)
             )
@@ -211,7 +212,7 @@ class GrantLifecycle:
             skipped = list(skip_resources)
             unleased, leased = (
                 query.join(AccessRequest, AccessRequest.id == Grant.request_id).where(
-                    AccessRequest.resource_id.not_in(skipped)
+                    none_of(AccessRequest.resource_id, skipped)
                 )
                 for query in (unleased, leased)
             )
@@ -432,13 +433,12 @@ class GrantLifecycle:
             ids = sorted({plan.grant_id for plan, _, _ in outcomes})  # one lock order for all
             grants = {
                 grant.id: grant
-                for grant in _with_backrefs(
-                    session.scalars(
-                        select(Grant)
-                        .where(Grant.id.in_(ids), Grant.lease_owner == self.owner)
-                        .order_by(Grant.id)
-                        .with_for_update(of=Grant)
-                    )
+                for grant in _load(
+                    session,
+                    select(Grant)
+                    .where(one_of(Grant.id, ids), Grant.lease_owner == self.owner)
+                    .order_by(Grant.id)
+                    .with_for_update(of=Grant),
                 )
             }
             granted = {plan.grant_id for plan, _, _ in outcomes if plan.operation == "grant"}
@@ -738,12 +738,28 @@ ENDED_BEFORE_EXTENSION = {
 }
 
 
-def _with_backrefs(grants: Iterable[Grant]) -> list[Grant]:
-    """Grants loaded with their request (joined): tell each request its grant too, which it
-    would otherwise load with one query per grant."""
-    loaded = list(grants)
+# The requests' approvals are read by `_load` (not by the relationship's own "selectin", an
+# `IN` list as long as the batch: a statement PostgreSQL plans anew for every batch size).
+_APPROVALS_BY_HAND = defaultload(Grant.request).lazyload(AccessRequest.approvals)
+
+
+def _load(session: Session, statement: Select[tuple[Grant]]) -> list[Grant]:
+    """A batch of grants, each with its request (joined) and the request's approvals (one
+    more statement for the whole batch); each request is told its grant too, which it would
+    otherwise load with one query per grant."""
+    loaded = list(session.scalars(statement.options(_APPROVALS_BY_HAND)))
+    if not loaded:
+        return loaded
+    approvals: dict[uuid.UUID, list[Approval]] = {grant.request_id: [] for grant in loaded}
+    for approval in session.scalars(
+        select(Approval)
+        .where(one_of(Approval.request_id, approvals))
+        .order_by(Approval.approved_at)
+    ):
+        approvals[approval.request_id].append(approval)
     for grant in loaded:
         set_committed_value(grant.request, "grant", grant)
+        set_committed_value(grant.request, "approvals", approvals[grant.request_id])
     return loaded
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from app.core import audit
 from app.core.audit import SYSTEM_ACTOR, Event
 from app.core.models import AccessRequest, Grant, GrantState
+from app.db.sets import none_of, one_of
 from app.grants.base import GrantContext, Granted
 
 WAIT = timedelta(seconds=1)  # how soon to look again when a covering grant's call is in flight
@@ -112,12 +113,12 @@ def prepare_batch(session: Session, grants: Iterable[Grant]) -> None:
         return
     lock_people(session, people)
     batch = _batch(session)
-    theirs = select(AccessRequest.id).where(AccessRequest.requester_slack_id.in_(people))
+    theirs = select(AccessRequest.id).where(one_of(AccessRequest.requester_slack_id, people))
     others = session.scalars(  # those not in hand already (mostly none: a person has one)
         select(Grant).where(
             Grant.request_id.in_(theirs.scalar_subquery()),
             Grant.state.in_(_MAY_COVER),
-            Grant.id.not_in([grant.id for grant in given]),
+            none_of(Grant.id, [grant.id for grant in given]),
         )
     ).all()
     for person in people:

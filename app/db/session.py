@@ -10,16 +10,28 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     engine = create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
-    event.listen(engine, "connect", _no_jit)
+    event.listen(engine, "connect", _session_settings)
     return engine
 
 
-def _no_jit(connection: Any, _record: Any) -> None:
-    """PostgreSQL compiles a query whose estimated cost is high (an aggregate over a backlog)
-    with LLVM first, which costs more than the query itself: never worth it for short OLTP
-    statements like ours."""
+def _session_settings(connection: Any, _record: Any) -> None:
+    """Settings for each of our connections.
+
+    `jit = off`: PostgreSQL compiles a query whose estimated cost is high (an aggregate over a
+    backlog) with LLVM first, which costs more than the query itself: never worth it for
+    short OLTP statements like ours.
+
+    `plan_cache_mode = force_generic_plan`: psycopg prepares a statement once a connection has
+    run it five times; PostgreSQL would still plan it again for each run's values (a "custom"
+    plan) whenever that plan looks cheaper than one for any values, and for ours it always
+    does: a grant worker's claim, its outcome's read and the overlap check each cost 0.2-0.4 ms
+    of planning against under 0.1 ms of running. Our statements find rows through primary keys
+    and the indexes made for them, the same plan whatever the values (checked with EXPLAIN for
+    those three), so each prepared statement is planned once per connection. (The outbox's
+    claim, which walks a partial index, asks for plans of its own values again.)"""
     with connection.cursor() as cursor:
         cursor.execute("SET jit = off")
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
     connection.commit()
 
 
