@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -42,8 +42,37 @@ def test_items_that_arrive_together_share_a_batch_and_each_gets_its_own_result()
     assert len(batches) == 2
 
 
+class HeldLeader:
+    """A first item (-1) whose run holds its batch until `release`: the items submitted
+    meanwhile queue up behind it and are run together next."""
+
+    def __init__(self) -> None:
+        self.running = threading.Event()
+        self.go_on = threading.Event()
+
+    def hold(self, item: int) -> bool:
+        if item != -1:
+            return False
+        self.running.set()
+        assert self.go_on.wait(5)
+        return True
+
+    def queue(
+        self, commit: GroupCommit[int, int], pool: ThreadPoolExecutor, items: range
+    ) -> list[Future[int]]:
+        first = pool.submit(commit.submit, -1)
+        assert self.running.wait(5)
+        futures = [pool.submit(commit.submit, n) for n in items]
+        while len(commit._queue) < len(items):
+            threading.Event().wait(0.01)
+        self.go_on.set()
+        assert first.result(5) == -1
+        return futures
+
+
 def test_a_failing_batch_is_run_one_by_one_and_only_the_bad_item_fails() -> None:
     ran_one: list[int] = []
+    leader = HeldLeader()
 
     def run_batch(items: Sequence[int]) -> list[int]:
         if 3 in items:
@@ -51,20 +80,16 @@ def test_a_failing_batch_is_run_one_by_one_and_only_the_bad_item_fails() -> None
         return list(items)
 
     def run_one(item: int) -> int:
+        if leader.hold(item):
+            return item
         ran_one.append(item)
         if item == 3:
             raise ValueError("item 3 is poison")
         return item
 
     commit: GroupCommit[int, int] = GroupCommit(run_batch=run_batch, run_one=run_one)
-    commit._leading = True  # queue all five, then let one caller lead them as a single batch
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        futures = [pool.submit(commit.submit, n) for n in range(5)]
-        while len(commit._queue) < 5:
-            threading.Event().wait(0.01)
-        with commit._changed:
-            commit._leading = False
-            commit._changed.notify_all()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = leader.queue(commit, pool, range(5))  # one batch of five, then
         outcomes = []
         for future in futures:
             try:
@@ -77,24 +102,50 @@ def test_a_failing_batch_is_run_one_by_one_and_only_the_bad_item_fails() -> None
 
 def test_more_waiting_than_one_batch_holds_all_get_done() -> None:
     sizes: list[int] = []
+    leader = HeldLeader()
 
     def run_batch(items: Sequence[int]) -> list[int]:
         sizes.append(len(items))
         return list(items)
 
     commit: GroupCommit[int, int] = GroupCommit(
-        run_batch=run_batch, run_one=lambda item: item, max_batch=4
+        run_batch=run_batch, run_one=lambda item: -1 if leader.hold(item) else item, max_batch=4
     )
-    commit._leading = True
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        futures = [pool.submit(commit.submit, n) for n in range(10)]
-        while len(commit._queue) < 10:
-            threading.Event().wait(0.01)
-        with commit._changed:
-            commit._leading = False
-            commit._changed.notify_all()
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        futures = leader.queue(commit, pool, range(10))
         assert [f.result(5) for f in futures] == list(range(10))
-    assert max(sizes) <= 4
+    assert sizes == [4, 4, 2]
+
+
+def test_many_callers_one_batch_at_a_time_each_its_own_result() -> None:
+    """Callers arriving all the time: every one gets its own result, and batches never
+    overlap (one leader at a time, handed on from batch to batch)."""
+    running = 0
+    overlapped = False
+    guard = threading.Lock()
+
+    def run(items: Sequence[int]) -> list[int]:
+        nonlocal running, overlapped
+        with guard:
+            running += 1
+            overlapped |= running > 1
+        threading.Event().wait(0.001)
+        with guard:
+            running -= 1
+        return [item * 2 for item in items]
+
+    commit: GroupCommit[int, int] = GroupCommit(
+        run_batch=run, run_one=lambda item: run([item])[0], max_batch=8
+    )
+
+    def caller(base: int) -> list[int]:
+        return [commit.submit(base + n) for n in range(30)]
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(caller, range(0, 40_000, 1000)))
+    assert results == [[2 * (base + n) for n in range(30)] for base in range(0, 40_000, 1000)]
+    assert not overlapped
+    assert commit._queue == [] and not commit._leading
 
 
 @pytest.mark.parametrize("n", [1])
