@@ -399,7 +399,7 @@ def cmd_grants_revoke(args: argparse.Namespace) -> None:
     runtime = build_runtime(settings, database_url=url, registry=registry)
     runtime.start()  # its workers carry the revoke out, its sender tells the user
     try:
-        with runtime.sessions() as session:
+        with runtime.sessions.begin() as session:
             grant_id = find_grant_id(session, args.id)
         view = runtime.requests.revoke_early(
             grant_id=str(grant_id),

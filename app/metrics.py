@@ -128,7 +128,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            with self.sessions() as session:
+            with self.sessions.begin() as session:
                 metrics = list(self._read(session))
         except Exception as exc:  # the database is down: say so, do not fail the scrape
             log.warning("metrics: could not read the database: %s", exc.__class__.__name__)

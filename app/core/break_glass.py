@@ -172,7 +172,7 @@ class BreakGlassAccess:
 
     def next_reannouncement(self) -> datetime | None:
         times = []
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             for workflow in self.registry.workflows:
                 rule = workflow.break_glass
                 if rule is None:

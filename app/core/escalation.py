@@ -97,7 +97,7 @@ class Escalations:
 
     def _escalate_to_on_call(self, workflow: Workflow) -> int:
         assert workflow.escalate_after is not None
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             due = session.execute(
                 select(
                     AccessRequest.id, AccessRequest.resource_id, AccessRequest.requester_slack_id
@@ -180,7 +180,7 @@ class Escalations:
     def next_escalation(self) -> datetime | None:
         """When the next pending request falls due for escalation, for the scheduler."""
         times = []
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             for workflow in self.registry.workflows:
                 if workflow.escalate_after is None or workflow.escalate_to is None:
                     continue

@@ -216,7 +216,7 @@ class GrantLifecycle:
                 )
                 for query in (unleased, leased)
             )
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             # least() of the two, ignoring either that is NULL (nothing of that kind)
             return session.scalar(
                 select(func.least(unleased.scalar_subquery(), leased.scalar_subquery()))
@@ -340,7 +340,7 @@ class GrantLifecycle:
 
     def next_reminder(self) -> datetime | None:
         """When the next reminder falls due, for the scheduler's timer."""
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             expires = session.scalar(
                 select(func.min(Grant.expires_at)).where(
                     Grant.state == GrantState.ACTIVE,
@@ -352,7 +352,7 @@ class GrantLifecycle:
 
     def overdue(self) -> int:
         """Grants past their expiry that are not revoked yet."""
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             return (
                 session.scalar(
                     select(func.count())

@@ -223,7 +223,7 @@ class OutboxQueue:
         conversation, whose delivery wakes the sender. Messages ready now are not counted: the
         claim just took them all, or another sender is taking them."""
         now = self.clock()
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             return session.scalar(
                 select(
                     func.min(
@@ -246,7 +246,7 @@ class OutboxQueue:
         )
         if request_id is not None:
             query = query.where(OutboxMessage.request_id == request_id)
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             return session.scalar(query) or 0
 
     def done(self, delivery: Delivery, outcome: str = "sent", error: str | None = None) -> None:

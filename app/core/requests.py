@@ -116,7 +116,7 @@ class AccessRequests:
 
     def limit_problem(self, requester_id: str) -> str | None:
         """Why this person may not file another request now (one indexed count), or None."""
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             return limit_problem(session, requester_id, self.limits, self.clock())
 
     # -- submit ----------------------------------------------------------------------------
@@ -343,7 +343,7 @@ class AccessRequests:
     def reroute_stuck(self, *, older_than: timedelta = timedelta(minutes=1)) -> int:
         """Requests whose routing never finished (the process stopped mid-way) go to the
         approvers, so none waits unseen until it expires."""
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             stuck = session.scalars(
                 select(AccessRequest.id)
                 .where(
@@ -435,7 +435,7 @@ class AccessRequests:
         decision is taken under a row lock on the request.
         """
         parsed = parse_uuid(request_id)
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             request = session.get(AccessRequest, parsed) if parsed else None
             if request is None:
                 raise RequestNotFound("That request does not exist.")
@@ -681,7 +681,7 @@ class AccessRequests:
         approves (not for Slack's 3-second path)."""
         mine = AccessRequest.requester_slack_id == slack_id
         live = Grant.state.in_([GrantState.GRANTING, GrantState.ACTIVE, GrantState.REVOKING])
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             active = self._page(
                 session,
                 select(AccessRequest)
@@ -746,19 +746,19 @@ class AccessRequests:
 
     def _grant(self, grant_id: str) -> Grant:
         parsed = parse_uuid(grant_id)
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             grant = session.get(Grant, parsed) if parsed else None
             if grant is None:
                 raise RequestNotFound("That access grant does not exist.")
             return grant
 
     def find_view(self, request_id: uuid.UUID) -> RequestView | None:
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             request = session.get(AccessRequest, request_id)
             return self._view(request) if request else None
 
     def next_pending_expiry(self) -> datetime | None:
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             return session.scalar(
                 select(func.min(AccessRequest.pending_until)).where(
                     AccessRequest.state == RequestState.PENDING
@@ -770,7 +770,7 @@ class AccessRequests:
         return self._view(request)
 
     def view(self, request_id: uuid.UUID) -> RequestView:
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             return self._view(session.get_one(AccessRequest, request_id))
 
     def _view(self, request: AccessRequest) -> RequestView:
