@@ -20,10 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from app.grants.base import (
     GrantContext,
     Granted,
@@ -68,6 +64,11 @@ class _Aws:
         attribute = service.replace("-", "_")
         client = getattr(self, attribute)
         if client is None:
+            # boto3 is imported by the first call, not with the workflows: a tenth of a second
+            # of every start-up (and of every `accessbot` command) for deployments without AWS.
+            import boto3
+            from botocore.config import Config
+
             config = Config(
                 region_name=self.region,
                 connect_timeout=5,
@@ -82,6 +83,8 @@ class _Aws:
 
     def _call(self, what: str, started: float, fn: Callable[..., Any], **kwargs: Any) -> Any:
         """`fn(**kwargs)`, retrying conflicts and throttling until the deadline."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         wait = self.backoff
         while True:
             try:
