@@ -204,7 +204,7 @@ def accessbot_command() -> list[str]:
     script = Path(sys.executable).parent / "accessbot"
     if script.exists():
         return [str(script), "serve"]
-    return [sys.executable, "-c", "from app.cli import main; main(['serve'])"]
+    return [sys.executable, "-m", "app.entry", "serve"]
 
 
 # Set by `--py-spy DIR`: every bot process gets a py-spy recording of the samples that hold the

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+from app.entry import collector_paused
 from app.server import AccessbotWsgi, make_server
 from tests.support.bot import REQUESTER, Bot
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack
@@ -204,3 +207,50 @@ def test_embedded_data_directory_may_not_exist_yet() -> None:
         shutil.rmtree(root)
 
     assert server.data_dir == wanted
+
+
+def test_the_accessbot_command_imports_with_the_collector_paused() -> None:
+    """`accessbot` (pyproject's script) imports the command with the garbage collector paused
+    and runs it with the collector on, with its arguments."""
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["accessbot"] == "app.entry:main"
+    module, _, function = scripts["accessbot"].partition(":")
+    probe = (
+        "import gc, sys\n"
+        "import app.cli\n"
+        "app.cli.main = lambda argv=None: print(gc.isenabled(), argv)\n"
+        f"from {module} import {function} as main\n"
+        "main(['serve'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split(maxsplit=1) == ["True", "['serve']\n"]
+
+
+def test_nothing_is_collected_while_the_collector_is_paused_and_then_it_is_frozen() -> None:
+    collections: list[str] = []
+
+    def seen(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    gc.callbacks.append(seen)
+    try:
+        before = gc.get_freeze_count()
+        with collector_paused():
+            built = [[[]] for _ in range(100_000)]  # far past the first generation's 700
+            assert not gc.isenabled()
+        assert collections == []
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= before + 100_000
+        del built
+    finally:
+        gc.callbacks.remove(seen)
+        gc.unfreeze()
