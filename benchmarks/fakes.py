@@ -119,7 +119,8 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.answering = False  # a request's answer is due: the next ones wait for it
-        self.hung = False
+        self.hung = False  # held unanswered (and in flight) until the client leaves
+        self.eof = False  # the client has sent all it will (it may still read the answer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -135,6 +136,12 @@ class _Connection(asyncio.Protocol):
         if self.hung:
             self.hung = False
             self.server.hung_open -= 1
+            self.server.inflight -= 1
+
+    def eof_received(self) -> bool:
+        """A client that half-closes after its request still gets the answer."""
+        self.eof = True
+        return self.answering  # True keeps the transport open to write it
 
     def data_received(self, data: bytes) -> None:
         if self.hung:
@@ -165,8 +172,7 @@ class _Connection(asyncio.Protocol):
             server.max_inflight = max(server.max_inflight, server.inflight)
             try:
                 outcome = server.handle(method, target, headers, body)
-            except HangUp:
-                server.inflight -= 1
+            except HangUp:  # in flight until the client leaves: what a hung target holds
                 server.hung_open += 1
                 self.hung = True
                 self.buffer.clear()
@@ -186,8 +192,16 @@ class _Connection(asyncio.Protocol):
     def _answer_later(self, answer: Callable[[], Response], keep_alive: bool) -> None:
         self.server.inflight -= 1
         self.answering = False
-        response = answer()  # even if the client has left: what it records is what happened
-        self._send(response, keep_alive)
+        try:
+            response = answer()  # even if the client has left: what it records is what happened
+        except Exception:
+            if self.transport is not None:
+                self.transport.close()  # as a server that failed: the client sees it at once
+            raise
+        self._send(response, keep_alive and not self.eof)
+        if self.eof and self.transport is not None:
+            self.transport.close()
+            return
         self._next()
 
     def _send(self, response: Response, keep_alive: bool) -> None:
