@@ -251,3 +251,56 @@ def test_while_other_work_comes_first_a_lane_trickles_one_job_at_a_time_spaced_o
     deliver_all(4, lambda: all_at_once.wait(timeout=5))  # broken unless all four run at once
     assert not all_at_once.broken
     assert most[0] == 4
+
+
+class CountingCondition(threading.Condition):
+    """Counts how often a waiting thread wakes up (for whatever reason)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakeups = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        woken = super().wait(timeout)
+        self.wakeups += 1
+        return woken
+
+
+def test_an_answer_wakes_one_waiting_thread_not_all_of_them() -> None:
+    """Background threads waiting for a pause in requests are not all woken each time a
+    request is answered (each of them would take the interpreter lock from the acks): one
+    watches for the quiet time to run out, then wakes the others."""
+    waiters, answers = 8, 60
+    traffic = AckTraffic(defer_limit=30.0, quiet=0.05)
+    changed = CountingCondition()
+    traffic._changed = changed
+    started = threading.Barrier(waiters + 1)
+    together = threading.Barrier(waiters)  # broken unless every job runs at the pause
+    ran: list[float] = []
+
+    def job() -> None:
+        started.wait(5)
+        with traffic.background("after-ack"):
+            ran.append(time.monotonic())
+            together.wait(2)
+
+    with traffic.answering():
+        threads = [threading.Thread(target=job) for _ in range(waiters)]
+        for thread in threads:
+            thread.start()
+        started.wait(5)
+        time.sleep(0.2)  # all of them waiting for a pause
+    for _ in range(answers):  # a run of requests, never `quiet` apart
+        with traffic.answering():
+            time.sleep(0.001)
+    assert not ran, "jobs ran between requests that came less than `quiet` apart"
+    last_answer = time.monotonic()
+    for thread in threads:
+        thread.join(5)
+
+    assert len(ran) == waiters
+    assert last_answer + 0.04 <= min(ran) and max(ran) < last_answer + 1.0  # at the pause
+    assert not together.broken, "the watcher did not wake the others at the pause"
+    # One wake-up per answer for the watcher, and one each at the pause; waking every waiter
+    # at every answer would be waiters * answers (480).
+    assert changed.wakeups <= 2 * answers + 2 * waiters, changed.wakeups

@@ -58,6 +58,7 @@ class AckTraffic:
         self.behind_spacing = behind_spacing
         self._answering = 0
         self._last_answered = float("-inf")  # time.monotonic() when the last one was answered
+        self._waiting = 0  # threads waiting in yield_to_answers() or background()
         self._running: Counter[str] = Counter()
         self._last_started: dict[str, float] = {}  # lane -> when its last job started
         self._changed = threading.Condition()
@@ -75,8 +76,11 @@ class AckTraffic:
             with self._changed:
                 self._answering -= 1
                 self._last_answered = time.monotonic()
-                if not self._answering:
-                    self._changed.notify_all()
+                if not self._answering and self._waiting:
+                    # One waiter wakes, to see the quiet time out and then wake the rest. (All
+                    # of them waking at every answer took the interpreter lock from the acks
+                    # dozens of times a request.)
+                    self._changed.notify()
 
     @contextmanager
     def foreground(self) -> Iterator[None]:
@@ -103,14 +107,34 @@ class AckTraffic:
             while True:
                 now = time.monotonic()
                 if self._is_quiet(now) or now >= deadline:
+                    self._pass_the_watch(now)
                     return
-                if self._answering:
-                    self._changed.wait(deadline - now)
-                else:  # answered a moment ago: wait out the quiet time (or the next request)
-                    self._changed.wait(min(self._last_answered + self.quiet, deadline) - now)
+                self._wait_for_pause(now, deadline)
 
     def _is_quiet(self, now: float) -> bool:
         return not self._answering and now - self._last_answered >= self.quiet
+
+    def _wait_for_pause(self, now: float, until: float) -> None:
+        """With `_changed` held: wait for the next pause in requests, or `until`. While
+        requests are being answered, waiters sleep until the last one is answered, when one of
+        them is woken (`answering`); it waits out the quiet time and, if no request came
+        meanwhile, wakes the others: one wake-up per answer, not one per waiter."""
+        self._waiting += 1
+        try:
+            if self._answering:
+                self._changed.wait(until - now)
+                return
+            self._changed.wait(min(self._last_answered + self.quiet, until) - now)
+            if self._is_quiet(time.monotonic()):
+                self._changed.notify_all()
+        finally:
+            self._waiting -= 1
+
+    def _pass_the_watch(self, now: float) -> None:
+        """A waiter leaving before the pause (its own time ran out) may be the one woken to see
+        the quiet time out: wake another in its place."""
+        if self._waiting and not self._answering and not self._is_quiet(now):
+            self._changed.notify()
 
     @contextmanager
     def background(
@@ -134,12 +158,12 @@ class AckTraffic:
                         self._changed.wait(min(0.05, next_start - now))
                         continue
                 if self._is_quiet(now) or (not lane_busy and now >= deadline):
+                    self._pass_the_watch(now)
                     break
-                # Answering: look again shortly. Answered a moment ago: wait out the quiet time.
-                timeout = 0.05 if self._answering else self._last_answered + self.quiet - now
-                if not lane_busy:
-                    timeout = min(timeout, deadline - now)
-                self._changed.wait(max(timeout, 0.001))
+                # Past its deadline with its lane busy: until a pause, or the lane's job ends
+                # (which wakes every waiter).
+                until = deadline if not lane_busy else now + self.defer_limit
+                self._wait_for_pause(now, max(until, now + 0.001))
             self._running[lane] += 1
             self._last_started[lane] = time.monotonic()
         try:
