@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 
 YIELD_LIMIT = 0.05  # seconds background work waits at one step for requests being answered
 # Requests come in runs (one after another on a connection, a burst of people): background work
-# goes on once none has been answered for this long, not in the gap between two of a run.
-QUIET = 0.005
+# goes on once none has been answered for this long, not in the gap between two of a run. On a
+# busy machine two requests of a run can be several milliseconds apart (the client, or the
+# server's loop, waiting for a core): at 5 ms, such a gap let every waiting job start in the
+# middle of a burst.
+QUIET = 0.05
 DEFER_LIMIT = 1.0  # seconds a background job waits for a pause in requests before it starts
 # While other work comes first (`behind`), a lane starts one job at a time, this many seconds
 # apart: a trickle that keeps it moving without taking the CPU the other work needs.
@@ -59,6 +62,7 @@ class AckTraffic:
         self._answering = 0
         self._last_answered = float("-inf")  # time.monotonic() when the last one was answered
         self._waiting = 0  # threads waiting in yield_to_answers() or background()
+        self._watching = 0  # of them, those timing the quiet after the last answer
         self._running: Counter[str] = Counter()
         self._last_started: dict[str, float] = {}  # lane -> when its last job started
         self._changed = threading.Condition()
@@ -76,7 +80,7 @@ class AckTraffic:
             with self._changed:
                 self._answering -= 1
                 self._last_answered = time.monotonic()
-                if not self._answering and self._waiting:
+                if not self._answering and self._waiting and not self._watching:
                     # One waiter wakes, to see the quiet time out and then wake the rest. (All
                     # of them waking at every answer took the interpreter lock from the acks
                     # dozens of times a request.)
@@ -118,13 +122,18 @@ class AckTraffic:
         """With `_changed` held: wait for the next pause in requests, or `until`. While
         requests are being answered, waiters sleep until the last one is answered, when one of
         them is woken (`answering`); it waits out the quiet time and, if no request came
-        meanwhile, wakes the others: one wake-up per answer, not one per waiter."""
+        meanwhile, wakes the others. While it waits, answers wake nobody (it looks again when
+        its time is up): at most a wake-up per answer, and per `quiet`, not one per waiter."""
         self._waiting += 1
         try:
             if self._answering:
                 self._changed.wait(until - now)
                 return
-            self._changed.wait(min(self._last_answered + self.quiet, until) - now)
+            self._watching += 1
+            try:
+                self._changed.wait(min(self._last_answered + self.quiet, until) - now)
+            finally:
+                self._watching -= 1
             if self._is_quiet(time.monotonic()):
                 self._changed.notify_all()
         finally:
