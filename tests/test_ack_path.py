@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
@@ -256,8 +257,8 @@ def test_while_other_work_comes_first_a_lane_trickles_one_job_at_a_time_spaced_o
 class CountingCondition(threading.Condition):
     """Counts how often a waiting thread wakes up (for whatever reason)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, lock: Any) -> None:
+        super().__init__(lock)
         self.wakeups = 0
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -271,9 +272,10 @@ def test_an_answer_wakes_one_waiting_thread_not_all_of_them() -> None:
     request is answered (each of them would take the interpreter lock from the acks): one
     watches for the quiet time to run out, then wakes the others."""
     waiters, answers = 8, 60
-    traffic = AckTraffic(defer_limit=30.0, quiet=0.05)
-    changed = CountingCondition()
-    traffic._changed = changed
+    traffic = AckTraffic(defer_limit=30.0, quiet=0.2)
+    changed = CountingCondition(traffic._lock)
+    pause = CountingCondition(traffic._lock)
+    traffic._changed, traffic._pause = changed, pause
     started = threading.Barrier(waiters + 1)
     together = threading.Barrier(waiters)  # broken unless every job runs at the pause
     ran: list[float] = []
@@ -299,8 +301,47 @@ def test_an_answer_wakes_one_waiting_thread_not_all_of_them() -> None:
         thread.join(5)
 
     assert len(ran) == waiters
-    assert last_answer + 0.04 <= min(ran) and max(ran) < last_answer + 1.0  # at the pause
+    assert last_answer + 0.15 <= min(ran) and max(ran) < last_answer + 1.0  # at the pause
     assert not together.broken, "the watcher did not wake the others at the pause"
     # One wake-up per answer for the watcher, and one each at the pause; waking every waiter
     # at every answer would be waiters * answers (480).
-    assert changed.wakeups <= 2 * answers + 2 * waiters, changed.wakeups
+    wakeups = changed.wakeups + pause.wakeups
+    assert wakeups <= 2 * answers + 2 * waiters, wakeups
+
+
+def test_the_wake_up_at_a_pause_reaches_a_job_waiting_for_it() -> None:
+    """The one wake-up the last answer gives must go to a thread that watches for the pause,
+    not to a Slack delivery trickling behind a revocation backlog (which polls on its own)."""
+    traffic = AckTraffic(defer_limit=5.0, quiet=0.05)
+    hold = threading.Event()
+    started: dict[str, float] = {}
+
+    def delivery_in_progress() -> None:  # holds the slack-sender lane
+        with traffic.background("slack-sender"):
+            hold.wait(5)
+
+    def delivery_behind() -> None:
+        with traffic.background("slack-sender", behind=lambda: True):
+            started["delivery"] = time.monotonic()
+
+    def job() -> None:
+        with traffic.background("after-ack"):
+            started["job"] = time.monotonic()
+
+    holder = threading.Thread(target=delivery_in_progress)
+    holder.start()
+    time.sleep(0.05)
+    with traffic.answering():
+        behind = threading.Thread(target=delivery_behind)
+        behind.start()
+        time.sleep(0.005)  # it waits first (polling every 0.05 s), so it would be the one woken
+        waiter = threading.Thread(target=job)
+        waiter.start()
+        time.sleep(0.02)
+    answered = time.monotonic()
+    waiter.join(5)
+    hold.set()
+    holder.join(5)
+    behind.join(5)
+
+    assert 0.04 <= started["job"] - answered < 0.2, started["job"] - answered

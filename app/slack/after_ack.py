@@ -29,7 +29,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-YIELD_LIMIT = 0.05  # seconds background work waits at one step for requests being answered
+# Seconds background work waits at one step (a transaction) for a pause in requests. With QUIET
+# as long, a step that starts during a burst waits this long: a job of N transactions takes up
+# to N times this longer while Slack keeps sending requests (a revoke: two, 0.1 s).
+YIELD_LIMIT = 0.05
 # Requests come in runs (one after another on a connection, a burst of people): background work
 # goes on once none has been answered for this long, not in the gap between two of a run. On a
 # busy machine two requests of a run can be several milliseconds apart (the client, or the
@@ -37,6 +40,7 @@ YIELD_LIMIT = 0.05  # seconds background work waits at one step for requests bei
 # middle of a burst.
 QUIET = 0.05
 DEFER_LIMIT = 1.0  # seconds a background job waits for a pause in requests before it starts
+RECHECK = 0.25  # seconds a thread waiting for a pause sleeps at most before it looks again
 # While other work comes first (`behind`), a lane starts one job at a time, this many seconds
 # apart: a trickle that keeps it moving without taking the CPU the other work needs.
 BEHIND_SPACING = 0.25
@@ -61,11 +65,15 @@ class AckTraffic:
         self.behind_spacing = behind_spacing
         self._answering = 0
         self._last_answered = float("-inf")  # time.monotonic() when the last one was answered
-        self._waiting = 0  # threads waiting in yield_to_answers() or background()
+        self._waiting = 0  # threads waiting on `_pause`
         self._watching = 0  # of them, those timing the quiet after the last answer
         self._running: Counter[str] = Counter()
         self._last_started: dict[str, float] = {}  # lane -> when its last job started
-        self._changed = threading.Condition()
+        self._lock = threading.RLock()  # over the state above
+        self._changed = threading.Condition(self._lock)  # lanes' waits (`behind`, a busy lane)
+        # Threads waiting for a pause in requests wait on a condition of their own, so that the
+        # one wake-up an answer gives goes to a thread that will watch for the pause.
+        self._pause = threading.Condition(self._lock)
         self._local = threading.local()
 
     @contextmanager
@@ -84,7 +92,7 @@ class AckTraffic:
                     # One waiter wakes, to see the quiet time out and then wake the rest. (All
                     # of them waking at every answer took the interpreter lock from the acks
                     # dozens of times a request.)
-                    self._changed.notify()
+                    self._pause.notify()
 
     @contextmanager
     def foreground(self) -> Iterator[None]:
@@ -119,31 +127,33 @@ class AckTraffic:
         return not self._answering and now - self._last_answered >= self.quiet
 
     def _wait_for_pause(self, now: float, until: float) -> None:
-        """With `_changed` held: wait for the next pause in requests, or `until`. While
-        requests are being answered, waiters sleep until the last one is answered, when one of
-        them is woken (`answering`); it waits out the quiet time and, if no request came
-        meanwhile, wakes the others. While it waits, answers wake nobody (it looks again when
-        its time is up): at most a wake-up per answer, and per `quiet`, not one per waiter."""
+        """With the lock held: wait for the next pause in requests, or `until`. While requests
+        are being answered, waiters sleep until the last one is answered, when one of them is
+        woken (`answering`); it waits out the quiet time and, if no request came meanwhile,
+        wakes the others. While it waits, answers wake nobody (it looks again when its time is
+        up). So answers cost a wake-up each at most, not one per waiter; a waiter also looks
+        again every `RECHECK` seconds, in case a wake-up went astray."""
         self._waiting += 1
         try:
             if self._answering:
-                self._changed.wait(until - now)
+                self._pause.wait(min(until - now, RECHECK))
                 return
             self._watching += 1
             try:
-                self._changed.wait(min(self._last_answered + self.quiet, until) - now)
+                self._pause.wait(min(self._last_answered + self.quiet, until) - now)
             finally:
                 self._watching -= 1
             if self._is_quiet(time.monotonic()):
-                self._changed.notify_all()
+                self._pause.notify_all()
         finally:
             self._waiting -= 1
 
     def _pass_the_watch(self, now: float) -> None:
-        """A waiter leaving before the pause (its own time ran out) may be the one woken to see
-        the quiet time out: wake another in its place."""
-        if self._waiting and not self._answering and not self._is_quiet(now):
-            self._changed.notify()
+        """A waiter that leaves for another reason than the pause (its own time ran out) may be
+        the one woken to watch for it: wake another in its place, unless one watches."""
+        answered_lately = not self._answering and now - self._last_answered < self.quiet
+        if answered_lately and self._waiting and not self._watching:
+            self._pause.notify()
 
     @contextmanager
     def background(
@@ -159,6 +169,7 @@ class AckTraffic:
                 now = time.monotonic()
                 lane_busy = self._running[lane] > 0
                 if behind():
+                    self._pass_the_watch(now)  # it may have been woken to watch for a pause
                     next_start = self._last_started.get(lane, -math.inf) + self.behind_spacing
                     if lane_busy:  # told when its job ends
                         self._changed.wait(0.05)
@@ -169,8 +180,8 @@ class AckTraffic:
                 if self._is_quiet(now) or (not lane_busy and now >= deadline):
                     self._pass_the_watch(now)
                     break
-                # Past its deadline with its lane busy: until a pause, or the lane's job ends
-                # (which wakes every waiter).
+                # Until a pause, or its deadline; past that with its lane busy, until the
+                # lane's job ends (which wakes every waiter).
                 until = deadline if not lane_busy else now + self.defer_limit
                 self._wait_for_pause(now, max(until, now + 0.001))
             self._running[lane] += 1
@@ -181,6 +192,7 @@ class AckTraffic:
             with self._changed:
                 self._running[lane] -= 1
                 self._changed.notify_all()
+                self._pause.notify_all()
 
 
 class AfterAck:
