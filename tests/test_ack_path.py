@@ -345,3 +345,33 @@ def test_the_wake_up_at_a_pause_reaches_a_job_waiting_for_it() -> None:
     behind.join(5)
 
     assert 0.04 <= started["job"] - answered < 0.2, started["job"] - answered
+
+
+def test_a_watcher_that_leaves_for_its_own_deadline_hands_the_watch_on() -> None:
+    """A background transaction (`yield_to_answers`) may be the thread woken to watch for the
+    pause, and leave before it comes (its `yield_limit` is shorter): another waiter must take
+    the watch over, not sleep until it looks again on its own."""
+    traffic = AckTraffic(quiet=0.05, yield_limit=0.02, defer_limit=5.0)
+    started: dict[str, float] = {}
+
+    def transaction() -> None:
+        traffic.yield_to_answers()
+
+    def job() -> None:
+        with traffic.background("after-ack"):
+            started["job"] = time.monotonic()
+
+    with traffic.answering():
+        stepping = threading.Thread(target=transaction)
+        stepping.start()  # the longest waiter: the one the answer wakes
+        time.sleep(0.005)
+        waiter = threading.Thread(target=job)
+        waiter.start()
+        time.sleep(0.005)
+    answered = time.monotonic()
+    stepping.join(5)
+    waiter.join(5)
+
+    # Handed on: the job starts at the pause, 0.05 s after the answer; left alone it would
+    # start only when it looked again (RECHECK, 0.25 s).
+    assert 0.04 <= started["job"] - answered < 0.2, started["job"] - answered
