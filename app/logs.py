@@ -1,5 +1,6 @@
 """Log lines nobody can forge: text with control characters escaped, or one JSON object a line;
-URLs in them lose their user-info and query (httpx logs every request's URL at INFO).
+URLs in them lose their user-info and query (httpx logs every request's URL at INFO, urllib3
+each request line at DEBUG).
 
 User text reaches logs (a justification in an error, a user name, a target's answer); a newline
 in it must never start what looks like a line of our own."""

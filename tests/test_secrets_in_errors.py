@@ -95,3 +95,6 @@ def test_text_from_outside_loses_the_secrets_of_every_url_in_it() -> None:
     # what a python strategy or a hook may raise: clean() is what stores and shows it
     raised = "POST https://svc:pass@a.example/x?token=t1 failed; see http://b.example/y?k=t2#f"
     assert clean(raised) == ("POST https://***@a.example/x?*** failed; see http://b.example/y?***")
+    # a request line as urllib3 logs it at DEBUG: the target's query goes too
+    logged = 'http://a.example:80 "POST /hook?token=t3 HTTP/1.1" 500 12'
+    assert clean(logged) == 'http://a.example:80 "POST /hook?*** HTTP/1.1" 500 12'

@@ -8,6 +8,11 @@ from urllib.parse import urlsplit, urlunsplit
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # A URL in free text: a scheme, `://`, then anything up to white space or a closing quote.
 _URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>]+""")
+# An HTTP request line's target with a query, as urllib3 logs each request at DEBUG:
+# `http://host:443 "POST /hook?token=x HTTP/1.1" 200 2`.
+_REQUEST_TARGET_QUERY = re.compile(
+    r"""\b(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|CONNECT|TRACE) (/[^\s?'"<>]*)\?[^\s'"<>]*"""
+)
 
 
 def redact_url(url: str) -> str:
@@ -28,8 +33,10 @@ def redact_url(url: str) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """Every URL in `text` redacted as by `redact_url`."""
-    return _URL.sub(lambda match: redact_url(match.group(0)), text)
+    """Every URL in `text` redacted as by `redact_url`, and the query of every request line's
+    target (`POST /hook?token=x` → `POST /hook?***`)."""
+    text = _URL.sub(lambda match: redact_url(match.group(0)), text)
+    return _REQUEST_TARGET_QUERY.sub(r"\1 \2?***", text)
 
 
 def clean(value: object, limit: int = 2000) -> str:

@@ -1,4 +1,5 @@
-"""The httpx clients a strategy uses from the grant workers' threads: one per thread."""
+"""HTTP clients for the strategies: the TLS context they verify with, and the httpx clients
+(one per grant worker thread) of the strategies that call an API with httpx."""
 
 from __future__ import annotations
 
@@ -40,9 +41,12 @@ class SharedClient:
     def _context(self) -> ssl.SSLContext:
         with self._lock:
             if self._tls is None:
-                self._tls = (
-                    ssl.create_default_context()
-                    if self._system_ca
-                    else (httpx.create_ssl_context())
-                )
+                self._tls = tls_context(system_ca=self._system_ca)
             return self._tls
+
+
+def tls_context(*, system_ca: bool) -> ssl.SSLContext:
+    """Verify against the system's CA store (`ssl.create_default_context()`), or else as httpx
+    does by default: certifi's bundle, unless SSL_CERT_FILE or SSL_CERT_DIR names another. Both
+    honour those two variables."""
+    return ssl.create_default_context() if system_ca else httpx.create_ssl_context()

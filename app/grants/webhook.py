@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from app.core.text import redact_url
 from app.grants.base import Env, GrantContext, GrantError, Retry, Secret, resolve_secret
-from app.grants.http_pool import SharedClient
+from app.grants.poster import Poster, PostFailed, PostTimeout
 
 TIMESTAMP_HEADER = "X-Accessbot-Timestamp"
 SIGNATURE_HEADER = "X-Accessbot-Signature"
@@ -49,10 +47,10 @@ class Webhook:
     timeout: float = 10.0
     retry: Retry = field(default_factory=Retry)
     # One connection pool per webhook, shared by the workers' threads.
-    _http: SharedClient = field(init=False, repr=False, compare=False)
+    _poster: Poster = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._http = SharedClient(timeout=self.timeout, follow_redirects=False)
+        self._poster = Poster(self.url, timeout=self.timeout)
 
     def grant(self, ctx: GrantContext) -> None:
         self._post(ctx)
@@ -114,26 +112,18 @@ class Webhook:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(resolve_secret(self.secret), timestamp, body),
         }
-        started = time.monotonic()
         try:
-            with self._http.get().stream(
-                "POST", self.url, content=body, headers=headers
-            ) as response:
-                answer = bytearray()
-                for chunk in response.iter_bytes():
-                    if len(answer) < MAX_ANSWER:
-                        answer += chunk[: MAX_ANSWER - len(answer)]
-                    if time.monotonic() - started > self.timeout:
-                        raise httpx.ReadTimeout("the answer kept trickling in")
-        except httpx.TimeoutException as exc:
+            answer = self._poster.post(body, headers, limit=MAX_ANSWER)
+        except PostTimeout as exc:
             raise GrantError(f"{self._shown} did not answer within {self.timeout:g}s") from exc
-        except httpx.HTTPError as exc:
-            # httpx's messages may quote the URL; clean() redacts URLs wherever they appear
-            raise GrantError(f"{self._shown}: {exc.__class__.__name__}: {exc}") from exc
-        if not response.is_success:
+        except PostFailed as exc:
+            # urllib3's messages name the host, never the user-info, path or query; clean()
+            # redacts any URL wherever it appears all the same
+            raise GrantError(f"{self._shown}: {exc}") from exc
+        if not answer.ok:
             raise GrantError(
-                f"{self._shown} answered {response.status_code}",
-                answer=answer[:MAX_SHOWN_ANSWER].decode("utf-8", "replace"),
+                f"{self._shown} answered {answer.status}",
+                answer=answer.body[:MAX_SHOWN_ANSWER].decode("utf-8", "replace"),
             )
 
     @property
