@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
-from app.grants.base import GrantContext, GrantError, GrantUser
+from app.grants.base import GrantError
 from app.grants.webhook import Webhook
+from tests.support.grant_context import revoke_context
 from tests.support.webhook_receiver import WebhookReceiver
 
 SECRET = "connections-secret"
@@ -25,21 +24,6 @@ def receiver() -> Iterator[WebhookReceiver]:
     server.start()
     yield server
     server.stop()
-
-
-def _context(n: int) -> GrantContext:
-    return GrantContext(
-        event="revoke",
-        request_id=uuid.uuid4(),
-        grant_id=uuid.uuid4(),
-        workflow="default",
-        resource="prod-db",
-        resource_name="Production database",
-        user=GrantUser(slack_id=f"U{n:05d}", email=f"u{n}@example.com"),
-        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-        approved_by="UAPPROVER",
-        event_id=str(uuid.uuid4()),
-    )
 
 
 def test_calls_from_many_threads_reuse_their_connections_and_none_fails(
@@ -60,7 +44,7 @@ def test_calls_from_many_threads_reuse_their_connections_and_none_fails(
     def calls(n: int) -> None:
         start.wait()
         for r in range(ROUNDS):
-            ctx = _context(n * ROUNDS + r)
+            ctx = revoke_context(n * ROUNDS + r)
             sent.append(ctx.event_id)
             try:
                 hook.revoke(ctx)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import base64
 import threading
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
-from app.grants.base import GrantContext, GrantError, GrantUser
+from app.grants.base import GrantError
 from app.grants.webhook import Webhook
+from tests.support.grant_context import revoke_context
 from tests.support.http_fake import Answer, FakeServer, json_answer
 from tests.support.tls_fake import TlsFakeServer
 
@@ -61,26 +60,11 @@ def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
-def _context() -> GrantContext:
-    return GrantContext(
-        event="revoke",
-        request_id=uuid.uuid4(),
-        grant_id=uuid.uuid4(),
-        workflow="default",
-        resource="prod-db",
-        resource_name="Production database",
-        user=GrantUser(slack_id="U00001", email="u1@example.com"),
-        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-        approved_by="UAPPROVER",
-        event_id=str(uuid.uuid4()),
-    )
-
-
 def test_user_info_in_the_url_is_sent_as_basic_auth_and_left_out_of_the_request_line(
     recorder: Recorder,
 ) -> None:
     url = recorder.base_url.replace("http://", "http://svc:p%40ss%3Aword@") + "/hook?token=t1"
-    Webhook(url=url, secret=SECRET).revoke(_context())
+    Webhook(url=url, secret=SECRET).revoke(revoke_context())
 
     [(method, target, headers)] = recorder.seen
     assert (method, target) == ("POST", "/hook?token=t1")
@@ -89,7 +73,7 @@ def test_user_info_in_the_url_is_sent_as_basic_auth_and_left_out_of_the_request_
 
 
 def test_a_url_without_user_info_sends_no_authorization(recorder: Recorder) -> None:
-    Webhook(url=recorder.base_url + "/hook", secret=SECRET).revoke(_context())
+    Webhook(url=recorder.base_url + "/hook", secret=SECRET).revoke(revoke_context())
     [(_, _, headers)] = recorder.seen
     assert "authorization" not in headers
 
@@ -98,13 +82,15 @@ def test_tls_is_verified_against_the_trusted_ca(
     tls_recorder: TlsRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tls_recorder.trust(monkeypatch)
-    Webhook(url=tls_recorder.base_url + "/hook", secret=SECRET).revoke(_context())
+    Webhook(url=tls_recorder.base_url + "/hook", secret=SECRET).revoke(revoke_context())
     assert [(m, t) for m, t, _ in tls_recorder.seen] == [("POST", "/hook")]
 
 
 def test_a_certificate_from_an_unknown_ca_is_refused(tls_recorder: TlsRecorder) -> None:
     with pytest.raises(GrantError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
-        Webhook(url=tls_recorder.base_url + "/hook", secret=SECRET, timeout=5).revoke(_context())
+        Webhook(url=tls_recorder.base_url + "/hook", secret=SECRET, timeout=5).revoke(
+            revoke_context()
+        )
     assert tls_recorder.seen == []
 
 
@@ -114,7 +100,7 @@ def test_a_certificate_for_another_host_is_refused(
     tls_recorder.trust(monkeypatch)  # trusted CA, but the certificate names 127.0.0.1 only
     url = f"https://localhost:{tls_recorder.port}/hook"
     with pytest.raises(GrantError, match=r"[Hh]ostname mismatch|doesn't match|not valid for"):
-        Webhook(url=url, secret=SECRET, timeout=5).revoke(_context())
+        Webhook(url=url, secret=SECRET, timeout=5).revoke(revoke_context())
     assert tls_recorder.seen == []
 
 
@@ -124,7 +110,7 @@ def test_calls_go_through_the_proxy_the_environment_names(
     proxy = recorder  # it answers 200 to whatever it is asked to forward
     monkeypatch.setenv("HTTP_PROXY", proxy.base_url.replace("http://", "http://px:pw@"))
     target = "http://127.0.0.1:9/hook"  # nothing listens there: only the proxy can answer
-    Webhook(url=target, secret=SECRET, timeout=5).revoke(_context())
+    Webhook(url=target, secret=SECRET, timeout=5).revoke(revoke_context())
 
     [(method, request_target, headers)] = proxy.seen
     assert (method, request_target) == ("POST", target)  # absolute-form, as to a proxy
@@ -136,5 +122,5 @@ def test_no_proxy_sends_the_call_directly(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a proxy that is not there
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    Webhook(url=recorder.base_url + "/hook", secret=SECRET, timeout=5).revoke(_context())
+    Webhook(url=recorder.base_url + "/hook", secret=SECRET, timeout=5).revoke(revoke_context())
     assert [(m, t) for m, t, _ in recorder.seen] == [("POST", "/hook")]
