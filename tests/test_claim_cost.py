@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
-from app.core.models import GrantState
+from app.core import audit
+from app.core.audit import Event
+from app.core.models import AuditEvent, GrantState, OutboxMessage
+from app.core.outbox import Outbox
 from app.core.ports import utcnow
+from app.db.session import make_engine, make_session_factory
 from benchmarks.seed import seed_active_grants, spread
 from tests.support.bot import Bot
 from tests.support.wait import wait_until
@@ -111,3 +116,64 @@ def test_claims_and_outcomes_of_any_batch_size_send_the_same_statements(
     wait_until(
         lambda: sum(g.state == GrantState.REVOKED for g in bot.grants()) == 8, what="revoked"
     )
+
+
+def test_a_transactions_messages_and_audit_events_go_in_one_insert_each_in_order(
+    bot: Bot, database_url: str
+) -> None:
+    """A batch of outcomes writes two messages and two audit events per grant: one statement
+    each for the whole batch (not one per row), the same statement whatever the batch's size
+    (planned once), and the rows stored in the order they were added."""
+    bot.runtime.sender.stop(5)  # these messages are for this test to read, not to deliver
+    engine = make_engine(database_url, pool_size=1)
+    sessions = make_session_factory(engine)
+    outbox = Outbox(sessions)
+    label = uuid.uuid4().hex[:8]
+
+    def write(rows: int) -> list[str]:
+        inserts: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, sql: str, _params: Any, _ctx: Any, many: bool) -> None:
+            if sql.lstrip().startswith("INSERT"):
+                inserts.append(("many " if many else "") + sql)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            with sessions.begin() as session:
+                for n in range(rows):  # two conversations, interleaved
+                    outbox.add(
+                        session,
+                        conversation=f"{label}-{rows}-{n % 2}",
+                        kind="post",
+                        payload={"n": n, "text": f"message {n}"},
+                    )
+                    audit.record(
+                        session, Event.EXPIRED, actor=f"{label}-{rows}", request_id=None, n=n
+                    )
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        return inserts
+
+    try:
+        three, five = write(3), write(5)
+        # One for the outbox, one for the audit log; neither sent once per row (`executemany`:
+        # psycopg pipelines the rows, but PostgreSQL parses and runs a statement for each).
+        assert len(five) == 2 and not [sql for sql in five if sql.startswith("many ")], five
+        assert sorted(three) == sorted(five)
+        with sessions.begin() as session:
+            for rows in (3, 5):
+                for parity in (0, 1):
+                    stored = session.scalars(
+                        select(OutboxMessage.payload)
+                        .where(OutboxMessage.conversation == f"{label}-{rows}-{parity}")
+                        .order_by(OutboxMessage.id)
+                    ).all()
+                    assert [p["n"] for p in stored] == list(range(parity, rows, 2))
+                recorded = session.scalars(
+                    select(AuditEvent.detail)
+                    .where(AuditEvent.actor == f"{label}-{rows}")
+                    .order_by(AuditEvent.id)
+                ).all()
+                assert [d["n"] for d in recorded] == list(range(rows))
+    finally:
+        engine.dispose()

@@ -1,8 +1,9 @@
 """The append-only audit log: one row per event, written in the transaction that caused it.
 
-Events recorded in a transaction are written together just before it commits, as one INSERT in
-the order they were recorded (not one ORM object each: a batch of revocations records two
-events per grant). A transaction that rolls back writes none.
+Events recorded in a transaction are written together just before it commits, as one INSERT
+in the order they were recorded (one statement for any number of rows: `app.db.rows`; not one
+ORM object each: a batch of revocations records two events per grant). A transaction that
+rolls back writes none.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.core.models import AuditEvent
+from app.db.rows import as_arrays, insert_from_arrays
 
 SYSTEM_ACTOR = "accessbot"
 
@@ -68,13 +69,15 @@ def record(
 
 
 _WAITING = "audit_waiting"
+_COLUMNS = ("event", "actor", "request_id", "grant_id", "detail")
+_INSERT = insert_from_arrays(AuditEvent.__table__, _COLUMNS)
 
 
 @sqlalchemy_event.listens_for(Session, "before_commit")
 def _write_waiting(session: Session) -> None:
     rows = session.info.pop(_WAITING, None)
-    if rows:
-        session.connection().execute(insert(AuditEvent.__table__), rows)
+    if rows:  # one statement for any number of rows, in the order they were recorded
+        session.connection().execute(_INSERT, as_arrays(rows, _COLUMNS))
 
 
 @sqlalchemy_event.listens_for(Session, "after_rollback")

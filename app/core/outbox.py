@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from app.core.models import OutboxMessage
 from app.core.text import clean
+from app.db.rows import as_arrays, insert_from_arrays
 from app.db.sets import one_of
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,16 @@ log = logging.getLogger(__name__)
 _ADDED = "outbox_added"
 
 
+_COLUMNS = ("conversation", "kind", "request_id", "payload", "collapse_key")
+
+
 def _insert() -> Any:
-    statement = insert(OutboxMessage.__table__)  # Core: no ORM bookkeeping for these rows
+    # Core: no ORM bookkeeping for these rows; one statement for any number of them.
+    statement = insert_from_arrays(OutboxMessage.__table__, _COLUMNS)
     # A waiting message with the same collapse key stands for the new one. Touching it (rather
     # than DO NOTHING) locks it until this transaction commits, so a sender cannot take it and
-    # render the state from before this change.
+    # render the state from before this change. (One statement may touch a row only once:
+    # `Outbox.add` keeps one message per collapse key in a transaction.)
     return statement.on_conflict_do_update(
         index_elements=["collapse_key"],
         index_where=text("done_at IS NULL AND lease_owner IS NULL"),
@@ -87,10 +92,11 @@ class Outbox:
         waiting = session.info.pop(_WAITING, None)
         if not waiting:
             return
-        # One cached statement, its rows sent in batches, in the order they were added within
-        # each conversation. Conversations in one order: inserting takes a lock per
-        # conversation (migration 0011), and two transactions must not take them crosswise.
-        session.connection().execute(_INSERT, sorted(waiting, key=lambda m: m["conversation"]))
+        # One statement, its rows in the order they were added within each conversation.
+        # Conversations in one order: inserting takes a lock per conversation (migration
+        # 0011), and two transactions must not take them crosswise.
+        rows = sorted(waiting, key=lambda m: m["conversation"])
+        session.connection().execute(_INSERT, as_arrays(rows, _COLUMNS))
         session.info[_ADDED] = True
 
     def _after_commit(self, session: Session) -> None:

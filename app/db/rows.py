@@ -1,0 +1,33 @@
+"""Rows inserted from one array parameter per column: one statement however many rows.
+
+Sent as a list of rows (`executemany`), an INSERT is one statement per row, which psycopg pipelines
+but PostgreSQL still parses, plans and runs one at a time; rendered as a multi-row `VALUES`
+(SQLAlchemy's insertmanyvalues), it is a statement of its own for every number of rows, planned
+afresh each time (as `IN` lists were: see `app.db.sets`). `INSERT ... SELECT FROM unnest($1,
+$2, ...) WITH ORDINALITY ORDER BY ordinality` is one statement for any number of rows, prepared
+once per connection, and it inserts the rows in the order given (ids from a sequence follow it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
+
+
+def insert_from_arrays(table: Table, columns: Sequence[str]) -> Insert:
+    """`INSERT INTO table (columns) SELECT ... FROM unnest(:columns...)`, in the given order.
+    Execute it with `as_arrays(rows, columns)`; build it once (building costs more than a row)."""
+    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+    rows = (
+        func.unnest(*arrays).table_valued(*columns, with_ordinality="ordinality").render_derived()
+    )
+    ordered = select(*(rows.c[name] for name in columns)).order_by(rows.c.ordinality)
+    return insert(table).from_select(list(columns), ordered)
+
+
+def as_arrays(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+    """The parameters of `insert_from_arrays` for `rows`: one list per column."""
+    return {name: [row.get(name) for row in rows] for name in columns}
