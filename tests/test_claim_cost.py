@@ -10,7 +10,9 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import DataError
 
 from app.core import audit
 from app.core.audit import Event
@@ -175,5 +177,25 @@ def test_a_transactions_messages_and_audit_events_go_in_one_insert_each_in_order
                     .order_by(AuditEvent.id)
                 ).all()
                 assert [d["n"] for d in recorded] == list(range(rows))
+    finally:
+        engine.dispose()
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut_short(
+    bot: Bot, database_url: str
+) -> None:
+    """The rows' arrays are cast to `VARCHAR[]`, not `VARCHAR(64)[]`: a cast to `varchar(n)`
+    would cut an overlong value short without a word, where the column refuses it."""
+    engine = make_engine(database_url, pool_size=1)
+    sessions = make_session_factory(engine)
+    actor = "a" * 65  # audit_events.actor is VARCHAR(64)
+    try:
+        with pytest.raises(DataError, match="too long"), sessions.begin() as session:
+            audit.record(session, Event.EXPIRED, actor=actor, request_id=None)
+        with sessions.begin() as session:
+            stored = session.scalars(
+                select(AuditEvent.id).where(AuditEvent.actor.startswith("a" * 64))
+            ).all()
+        assert stored == []
     finally:
         engine.dispose()

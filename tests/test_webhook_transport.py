@@ -5,12 +5,16 @@ environment unless NO_PROXY names the host."""
 from __future__ import annotations
 
 import base64
+import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+from urllib3.util import parse_url
 
 from app.grants.base import GrantError
+from app.grants.poster import _proxy_for
 from app.grants.webhook import Webhook
 from tests.support.grant_context import revoke_context
 from tests.support.http_fake import Answer, FakeServer, json_answer
@@ -124,3 +128,82 @@ def test_no_proxy_sends_the_call_directly(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     Webhook(url=recorder.base_url + "/hook", secret=SECRET, timeout=5).revoke(revoke_context())
     assert [(m, t) for m, t, _ in recorder.seen] == [("POST", "/hook")]
+
+
+def test_user_info_is_sent_as_utf_8(recorder: Recorder) -> None:
+    url = recorder.base_url.replace("http://", "http://svc:p%C3%A9%E2%82%AC@") + "/hook"
+    Webhook(url=url, secret=SECRET).revoke(revoke_context())
+    [(_, _, headers)] = recorder.seen
+    assert headers["authorization"] == "Basic " + base64.b64encode("svc:pé€".encode()).decode()
+
+
+def test_a_url_that_cannot_be_used_fails_without_showing_it() -> None:
+    url = "http://svc:hunter2@127.0.0.1:99999999/hook?token=QUERYTOKEN"  # no such port
+    with pytest.raises(GrantError) as failed:
+        Webhook(url=url, secret=SECRET, timeout=5).revoke(revoke_context())
+    assert "could not be used" in str(failed.value)
+    assert "hunter2" not in str(failed.value) and "QUERYTOKEN" not in str(failed.value)
+
+
+def test_a_refused_connection_says_so_at_once_not_that_it_timed_out() -> None:
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(GrantError) as failed:
+        Webhook(url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout=5).revoke(
+            revoke_context()
+        )
+    assert "refused" in str(failed.value) and "did not answer" not in str(failed.value)
+    assert time.monotonic() - started < 2
+
+
+def test_an_answer_that_trickles_in_is_cut_off_at_the_timeout() -> None:
+    """Headers at once, then a byte every 0.2 s of a 50-byte body: every read gets data, so no
+    read times out; the call must end at its timeout all the same (not after 10 s)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n")
+            for _ in range(50):
+                if stop.wait(0.2):
+                    return
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    started = time.monotonic()
+    try:
+        with pytest.raises(GrantError, match=r"did not answer within 1s"):
+            Webhook(url=url, secret=SECRET, timeout=1.0).revoke(revoke_context())
+        assert time.monotonic() - started < 1.6
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def test_a_proxy_without_a_scheme_is_an_http_proxy(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"127.0.0.1:{recorder.port}")  # as people often write it
+    target = "http://127.0.0.1:9/hook"
+    Webhook(url=target, secret=SECRET, timeout=5).revoke(revoke_context())
+    assert [(m, t) for m, t, _ in recorder.seen] == [("POST", target)]
+
+
+def test_no_proxy_names_an_ipv6_host_without_brackets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "::1")
+    assert _proxy_for(parse_url("http://[::1]:8080/hook")) is None
+    assert _proxy_for(parse_url("http://127.0.0.1:8080/hook")) == "http://proxy.example:3128"

@@ -13,19 +13,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import String, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
+from sqlalchemy.types import TypeEngine
 
 
 def insert_from_arrays(table: Table, columns: Sequence[str]) -> Insert:
     """`INSERT INTO table (columns) SELECT ... FROM unnest(:columns...)`, in the given order.
     Execute it with `as_arrays(rows, columns)`; build it once (building costs more than a row)."""
-    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+    arrays = [bindparam(name, type_=ARRAY(_unbounded(table.c[name].type))) for name in columns]
     rows = (
         func.unnest(*arrays).table_valued(*columns, with_ordinality="ordinality").render_derived()
     )
     ordered = select(*(rows.c[name] for name in columns)).order_by(rows.c.ordinality)
     return insert(table).from_select(list(columns), ordered)
+
+
+def _unbounded(column_type: TypeEngine[Any]) -> TypeEngine[Any]:
+    """A string column's type without its length: the array is cast to `VARCHAR[]`, not
+    `VARCHAR(20)[]`, because a cast to `varchar(n)` cuts a longer value short without a word,
+    where the insert into the column refuses it ("value too long")."""
+    return String() if isinstance(column_type, String) else column_type
 
 
 def as_arrays(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:

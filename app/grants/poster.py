@@ -14,14 +14,16 @@ its answer is read, so connections are reused by whichever thread calls next. It
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Url, parse_url
 
@@ -60,11 +62,12 @@ class Poster:
 
     def post(self, body: bytes, headers: dict[str, str], *, limit: int) -> Answer:
         """Send `body`; the answer's status and its first `limit` bytes. The whole call, connect
-        to last byte, takes at most about `timeout` (plus one read's wait for a target that
-        answers a byte at a time: the caller's deadline bounds that)."""
-        started = time.monotonic()
+        to last byte, takes at most `timeout`: connecting, then each wait for more of the answer,
+        is given only what is left of it (a host name's lookup is not; the caller's deadline
+        thread bounds that)."""
+        deadline = time.monotonic() + self.timeout
+        ready = self._prepare()
         try:
-            ready = self._prepare()
             response = ready.pool.request(
                 "POST",
                 ready.url,
@@ -73,6 +76,8 @@ class Poster:
                 preload_content=False,
                 redirect=False,
             )
+        except NewConnectionError as exc:  # refused, unreachable, no such host: not a timeout
+            raise PostFailed(f"{exc.__class__.__name__}: {exc}") from exc
         except Urllib3Timeout as exc:
             raise PostTimeout() from exc
         except HTTPError as exc:
@@ -80,11 +85,13 @@ class Poster:
         answer = bytearray()
         read_to_end = False
         try:
-            for chunk in response.stream(CHUNK):
+            while True:
+                _wait_at_most(response, deadline - time.monotonic())
+                chunk = response.read1(CHUNK)  # what one read brings: a trickle is timed too
+                if not chunk:
+                    break
                 if len(answer) < limit:
                     answer += chunk[: limit - len(answer)]
-                if time.monotonic() - started > self.timeout:
-                    raise PostTimeout()
             read_to_end = True
         except Urllib3Timeout as exc:
             raise PostTimeout() from exc
@@ -98,32 +105,42 @@ class Poster:
 
     def _prepare(self) -> _Prepared:
         # On first use: the TLS context reads a CA bundle (tens of milliseconds), which a
-        # workflow file that is only loaded (`accessbot workflows check`) never needs; and a
-        # URL that cannot be parsed is the workflow check's to report, not the loader's.
+        # workflow file that is only loaded (`accessbot workflows check`) never needs. A URL
+        # that cannot be used is reported without itself (it may hold a secret): the workflow
+        # check has said what is wrong with it.
         with self._lock:
             if self._ready is None:
-                parts = parse_url(self.url)
-                options = {
-                    "maxsize": POOL_SIZE,
-                    "retries": False,
-                    "timeout": urllib3.Timeout(connect=self.timeout, read=self.timeout),
-                    "ssl_context": tls_context(system_ca=False),
-                }
-                url = Url(parts.scheme, None, parts.host, parts.port, parts.path, parts.query).url
-                proxy = _proxy_for(url)
-                pool: urllib3.PoolManager
-                if proxy is None:
-                    pool = urllib3.PoolManager(**options)
-                else:
-                    proxy_parts = parse_url(proxy)
-                    pool = urllib3.ProxyManager(
-                        Url(proxy_parts.scheme, None, proxy_parts.host, proxy_parts.port).url,
-                        proxy_headers=_proxy_auth(proxy_parts.auth),
-                        **options,
-                    )
-                auth = _basic_auth(parts.auth) if parts.auth else {}
-                self._ready = _Prepared(pool, url, auth)
+                try:
+                    self._ready = self._build()
+                except Exception as exc:
+                    raise PostFailed(
+                        f"the URL could not be used ({exc.__class__.__name__})"
+                    ) from None
             return self._ready
+
+    def _build(self) -> _Prepared:
+        parts = parse_url(self.url)
+        url = Url(parts.scheme, None, parts.host, parts.port, parts.path, parts.query).url
+        auth = {"Authorization": _basic(parts.auth)} if parts.auth else {}
+        proxy = _proxy_for(parts)
+        tls = tls_context(system_ca=False)
+        options: dict[str, Any] = {
+            "maxsize": POOL_SIZE,
+            "retries": False,
+            "timeout": urllib3.Timeout(total=self.timeout),  # cloned for each request
+            "ssl_context": tls,
+        }
+        if proxy is None:
+            return _Prepared(urllib3.PoolManager(**options), url, auth)
+        proxy_parts = parse_url(proxy)
+        proxy_auth = {"Proxy-Authorization": _basic(proxy_parts.auth)} if proxy_parts.auth else {}
+        pool = urllib3.ProxyManager(
+            Url(proxy_parts.scheme, None, proxy_parts.host, proxy_parts.port).url,
+            proxy_headers=proxy_auth or None,
+            proxy_ssl_context=tls,
+            **options,
+        )
+        return _Prepared(pool, url, auth)
 
 
 @dataclass(frozen=True)
@@ -133,23 +150,32 @@ class _Prepared:
     auth: dict[str, str]
 
 
-def _basic_auth(userinfo: str) -> dict[str, str]:
+def _wait_at_most(response: urllib3.BaseHTTPResponse, seconds: float) -> None:
+    """The next read of `response` waits at most `seconds` for data (none left: a timeout)."""
+    if seconds <= 0:
+        raise PostTimeout()
+    connection = response.connection
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)  # urllib3 sets it again for the connection's next request
+
+
+def _basic(userinfo: str) -> str:
+    """HTTP Basic credentials from a URL's user-info: percent-decoded, UTF-8 (RFC 7617)."""
     user, _, password = userinfo.partition(":")
-    return urllib3.make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
-def _proxy_auth(userinfo: str | None) -> dict[str, str] | None:
-    if not userinfo:
-        return None
-    user, _, password = userinfo.partition(":")
-    return urllib3.make_headers(proxy_basic_auth=f"{unquote(user)}:{unquote(password)}")
-
-
-def _proxy_for(url: str) -> str | None:
-    """The proxy the environment names for `url` (as httpx, requests and curl read it), or
-    None: none is set, or `NO_PROXY` covers the host."""
+def _proxy_for(url: Url) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, as
+    httpx, requests and curl read them), or None: none is set, or NO_PROXY covers the host. A
+    proxy given without a scheme is an http:// one."""
     proxies = urllib.request.getproxies_environment()
-    parts = parse_url(url)
-    if not proxies or urllib.request.proxy_bypass_environment(parts.host or "", proxies):
+    host = (url.host or "").strip("[]")  # NO_PROXY names an IPv6 host without brackets
+    if not proxies or urllib.request.proxy_bypass_environment(host, proxies):
         return None
-    return proxies.get(parts.scheme or "") or proxies.get("all")
+    proxy = proxies.get(url.scheme or "") or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy
