@@ -5,6 +5,7 @@ environment unless NO_PROXY names the host."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import threading
 import time
@@ -207,3 +208,77 @@ def test_no_proxy_names_an_ipv6_host_without_brackets(monkeypatch: pytest.Monkey
     monkeypatch.setenv("NO_PROXY", "::1")
     assert _proxy_for(parse_url("http://[::1]:8080/hook")) is None
     assert _proxy_for(parse_url("http://127.0.0.1:8080/hook")) == "http://proxy.example:3128"
+
+
+class ConnectProxy:
+    """An HTTP proxy that only tunnels (`CONNECT host:port`), as HTTPS goes through a proxy: it
+    reads the CONNECT, answers 200, then copies bytes both ways. Keeps each CONNECT line."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connects: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = client.recv(4096)
+                if not data:
+                    return
+                head += data
+            line = head.split(b"\r\n", 1)[0].decode()
+            self.connects.append(line)
+            method, authority, _ = line.split(" ")
+            if method != "CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            host, _, port = authority.rpartition(":")
+            with socket.create_connection((host, int(port))) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                pump = threading.Thread(target=_copy, args=(upstream, client), daemon=True)
+                pump.start()
+                _copy(client, upstream)
+                pump.join(5)
+
+    def stop(self) -> None:
+        self.server.close()
+
+
+def _copy(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+def test_https_goes_through_the_proxy_in_a_tunnel(
+    tls_recorder: TlsRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls_recorder.trust(monkeypatch)
+    monkeypatch.delenv("NO_PROXY")  # trust() sets it to reach the fake directly
+    monkeypatch.delenv("no_proxy")
+    proxy = ConnectProxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    try:
+        Webhook(url=tls_recorder.base_url + "/hook", secret=SECRET, timeout=5).revoke(
+            revoke_context()
+        )
+    finally:
+        proxy.stop()
+    [connect] = proxy.connects  # the request line of the tunnel (http.client sends HTTP/1.0)
+    assert connect.startswith(f"CONNECT 127.0.0.1:{tls_recorder.port} HTTP/")
+    assert [(m, t) for m, t, _ in tls_recorder.seen] == [("POST", "/hook")]
