@@ -3,6 +3,7 @@ exactly one ✗ line, with exit code 1."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,12 @@ def test_a_good_setup_checks_out(
     assert len(pings) == 2, "one signed ping per webhook (the fake checks the signature)"
 
 
+def _slack_unreachable(s: Setup) -> None:
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        s.env["SLACK_API_URL"] = f"http://127.0.0.1:{unused.getsockname()[1]}/api/"
+
+
 def _drop_scope(s: Setup) -> None:
     s.slack.scopes.remove("users:read.email")
 
@@ -204,6 +211,7 @@ CASES: list[tuple[str, Callable[[Setup], None], str]] = [
     ("unreachable-db", _unreachable_database, "is unreachable (OperationalError)"),
     ("invalid-workflow", _invalid_workflow, "broken.py:1: syntax error"),
     ("webhook-refuses", _webhook_refuses, "webhook POST http://127.0.0.1"),
+    ("slack-unreachable", _slack_unreachable, "Slack cannot be reached at http://127.0.0.1:"),
 ]
 
 

@@ -209,6 +209,21 @@ def test_embedded_data_directory_may_not_exist_yet() -> None:
     assert server.data_dir == wanted
 
 
+def test_the_package_ships_every_package_of_app() -> None:
+    """`pip install .` (what `scripts/serve` runs) installs the packages pyproject lists, and
+    nothing else; the tests import from the checkout, so a package left out is missing only
+    from installs. `accessbot doctor`, the quick start's third command, failed that way
+    (`No module named 'app.doctor'`)."""
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in (REPO / "app").rglob("__init__.py")
+    }
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages"
+
+
 def test_the_accessbot_command_imports_with_the_collector_paused() -> None:
     """`accessbot` (pyproject's script) imports the command with the garbage collector paused,
     then runs it with the collector on, with its arguments."""

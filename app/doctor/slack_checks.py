@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from app.core.text import clean, redact_url
 from app.doctor import Check, failed, passed
 from app.slack.channels import exposure
 from app.slack.scopes import BOT_SCOPES
@@ -28,6 +29,15 @@ def token(client: WebClient) -> tuple[list[Check], str | None]:
             failed(
                 f"SLACK_BOT_TOKEN does not work ({_error(exc)})",
                 "copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page",
+            )
+        ], None
+    except OSError as exc:  # no answer at all (name lookup, refused, TLS, timeout): urllib's
+        reason = clean(getattr(exc, "reason", None) or exc, 200)
+        return [
+            failed(
+                f"Slack cannot be reached at {redact_url(client.base_url)} ({reason})",
+                "check this machine's network and proxy (HTTPS_PROXY) to Slack, "
+                "and SLACK_API_URL if you set it",
             )
         ], None
     headers = {k.lower(): v for k, v in (response.headers or {}).items()}
