@@ -38,13 +38,9 @@ def _insert(session: Session, message_id: int | None = None) -> int:
     )
 
 
-def test_a_message_that_drew_its_id_first_but_committed_last_does_not_block_its_conversation(
-    sessions: sessionmaker[Session],
-) -> None:
-    """A draws its id, B draws a later one and commits, then A's row is written: A must not
-    wait behind B. It is the conversation's oldest, the only one a sender may take; waiting,
-    no sender would, and the conversation would stop for good."""
-    queue = OutboxQueue(sessions=sessions, owner="test", clock=utcnow)
+def _committed_out_of_order(sessions: sessionmaker[Session]) -> tuple[int, int]:
+    """Message A draws its id; B draws a later one and commits; then A is written (as two
+    transactions inserting at once may do). Returns (A's id, B's id)."""
     with sessions.begin() as session:
         drawn_first = int(
             session.execute(
@@ -55,6 +51,17 @@ def test_a_message_that_drew_its_id_first_but_committed_last_does_not_block_its_
         drawn_later = _insert(session)
     with sessions.begin() as session:
         _insert(session, drawn_first)
+    return drawn_first, drawn_later
+
+
+def test_a_message_that_drew_its_id_first_but_committed_last_does_not_block_its_conversation(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A draws its id, B draws a later one and commits, then A's row is written: A must not
+    wait behind B. It is the conversation's oldest, the only one a sender may take; waiting,
+    no sender would, and the conversation would stop for good."""
+    queue = OutboxQueue(sessions=sessions, owner="test", clock=utcnow)
+    drawn_first, drawn_later = _committed_out_of_order(sessions)
 
     first = queue.claim(10)
     assert [d.id for d in first] == [drawn_first]
@@ -89,16 +96,7 @@ def test_the_upgrade_releases_a_conversation_the_old_trigger_had_stopped(
     sessions = make_session_factory(engine)
     queue = OutboxQueue(sessions=sessions, owner="test", clock=utcnow)
     try:
-        with sessions.begin() as session:
-            drawn_first = int(
-                session.execute(
-                    text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")
-                ).scalar_one()
-            )
-        with sessions.begin() as session:
-            _insert(session)
-        with sessions.begin() as session:
-            _insert(session, drawn_first)
+        drawn_first, _ = _committed_out_of_order(sessions)
         assert queue.claim(10) == []  # stopped: its oldest message waits behind a younger one
 
         upgrade(database_url)
