@@ -92,6 +92,8 @@ def _migrate(settings: DatabaseSettings, database_url: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(Settings)
+    if args.role:
+        settings = settings.model_copy(update={"process_role": args.role})
     configure_logging(settings.log_level, settings.log_format)
     try:
         registry = load_workflows(settings.workflows_dir)
@@ -125,7 +127,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         _fail("refusing to start: approvers' channels above are open to anyone who joins", 1)
     slack_handler = None
     socket_mode = None
-    if settings.socket_mode:
+    if settings.process_role == "worker":
+        log.info("role worker: no Slack traffic here; web processes store it for this one")
+    elif settings.socket_mode:
         from app.slack.socket_mode import connect_socket_mode
 
         assert settings.slack_app_token
@@ -200,7 +204,13 @@ def _say_where(settings: Settings, servers: list[HttpServer], registry: Registry
         )
     first = servers[0]
     base = f"http://{settings.host}:{first.port}"
-    if settings.socket_mode:
+    if settings.process_role == "web":
+        log.info(
+            "role web: the work is stored for worker processes (accessbot serve --role worker)"
+        )
+    if settings.process_role == "worker":
+        log.info("health and metrics on %s (GET /healthz, /readyz, /metrics)", base)
+    elif settings.socket_mode:
         log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); no public URL is needed")
         log.info("health and metrics on %s (GET /healthz, /readyz, /metrics)", base)
     else:
@@ -437,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="run the bot (HTTP, or Socket Mode with SLACK_APP_TOKEN)"
+    )
+    serve.add_argument(
+        "--role",
+        choices=["all", "web", "worker"],
+        help="all (the default, PROCESS_ROLE): answer Slack and do the work; web: answer "
+        "Slack, store the work; worker: do the stored work, grants, revokes and messages",
     )
     serve.set_defaults(func=cmd_serve)
     commands.add_parser(

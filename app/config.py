@@ -54,6 +54,10 @@ class Settings(DatabaseSettings):
     slack_api_url: str = "https://slack.com/api/"
 
     workflows_dir: Path = Path("./workflows")
+    # all: one process answers Slack and does the work. web: answer Slack only, storing the
+    # work for workers; worker: do the work (grants, revokes, messages, stored jobs), serving
+    # only health and metrics. Run one or more of each against one database.
+    process_role: Literal["all", "web", "worker"] = "all"
     port: int = 3000
     host: str = "0.0.0.0"
     # /metrics (with /healthz and /readyz) on a listener of its own: Socket Mode's only HTTP

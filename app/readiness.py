@@ -18,7 +18,7 @@ class Readiness:
         *,
         engine: Engine,
         head: str,
-        last_sweep: Callable[[], datetime | None],
+        last_sweep: Callable[[], datetime | None] | None,  # None: this process does not sweep
         sweep_interval: timedelta,
         clock: Clock,
     ) -> None:
@@ -41,6 +41,8 @@ class Readiness:
             return f"database unreachable or not migrated ({exc.__class__.__name__})"
         if version != self.head:
             return f"database schema is at {version}, this code needs {self.head}"
+        if self.last_sweep is None:
+            return None
         swept = self.last_sweep()
         if swept is None:
             return "the scheduler has not swept yet"

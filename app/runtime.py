@@ -23,6 +23,8 @@ from app.core.break_glass import BreakGlassAccess
 from app.core.escalation import Escalations
 from app.core.grant_workers import GrantWorkers
 from app.core.hooks import AfterHooks
+from app.core.jobs import CHANNEL as JOBS_CHANNEL
+from app.core.jobs import Job, JobQueue, run_job
 from app.core.leases import release_leases
 from app.core.lifecycle import GrantLifecycle
 from app.core.limits import RequesterLimits
@@ -34,6 +36,7 @@ from app.core.routing import Router
 from app.core.views import RequestView
 from app.core.work import WorkLoop
 from app.db.migrate import head_revision
+from app.db.notify import NotifyListener
 from app.db.session import make_engine, make_session_factory
 from app.metrics import Metrics
 from app.oncall.metered import MeteredOnCall
@@ -114,6 +117,8 @@ class Runtime:
     oncall: PagerDutyOnCall | None
     listener_executor: ThreadPoolExecutor  # Bolt's: listeners validate and ack on it, no more
     after_ack: AfterAck  # what listeners do after the ack
+    jobs: WorkLoop[Job]  # runs the after-ack jobs listeners stored (any process's)
+    job_wakeups: NotifyListener  # another process stored one
     metrics: Metrics
     readiness: Readiness
     owner: str  # who holds this process's leases
@@ -155,12 +160,21 @@ class Runtime:
                 return view
             time.sleep(0.05)
 
+    @property
+    def works(self) -> bool:
+        """Whether this process does the background work (every role but `web`)."""
+        return self.settings.process_role != "web"
+
     def start(self) -> None:
-        """Start the workers, the outbox sender and the scheduler; whatever came due while we
-        were down is done at once."""
-        self.grant_workers.start()
-        self.sender.start()
-        self.scheduler.start(self.sweep, self.next_wakeup)
+        """Start the workers, the after-ack job loop, the outbox sender and the scheduler;
+        whatever came due while we were down is done at once. In the `web` role, none of
+        them: this process answers Slack, and worker processes do the rest."""
+        if self.works:
+            self.grant_workers.start()
+            self.jobs.start()
+            self.job_wakeups.start()
+            self.sender.start()
+            self.scheduler.start(self.sweep, self.next_wakeup)
         self._started = True
 
     def stop(self, timeout: float | None = None) -> None:
@@ -175,11 +189,14 @@ class Runtime:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        if self._started:
+        working = self._started and self.works
+        if working:
             self.scheduler.shutdown()
         shutdown_within(self.listener_executor, left(), what="Slack listeners")
         self.after_ack.shutdown(wait=True, timeout=left())
-        if self._started:
+        if working:
+            self.job_wakeups.stop(min(left(), 2.0))
+            self.jobs.stop(left())
             self.grant_workers.stop(left())
             self.sender.stop(left())
             self.hand_back()
@@ -193,15 +210,17 @@ class Runtime:
         waiting for them to run out. Grant and revoke calls are idempotent, so a call of ours
         that did reach its target is only repeated."""
         try:
-            grants, messages = release_leases(self.sessions, self.owner)
+            grants, messages, jobs = release_leases(self.sessions, self.owner)
         except Exception as exc:  # the database is gone: the leases run out on their own
             log.warning("could not hand back leases: %s", exc.__class__.__name__)
             return
-        if grants or messages:
+        if grants or messages or jobs:
             log.info(
-                "handed back %d unfinished grant(s) and %d message(s) to the next instance",
+                "handed back %d unfinished grant(s), %d message(s) and %d after-ack job(s) "
+                "to the next instance",
                 grants,
                 messages,
+                jobs,
             )
 
 
@@ -323,7 +342,37 @@ def build_runtime(
         thread_name_prefix="listener",
         initializer=traffic.mark_foreground,
     )
-    after_ack = AfterAck(settings.after_ack_threads, traffic)
+    job_queue = JobQueue(
+        engine=engine,
+        sessions=sessions,
+        owner=owner,
+        clock=clock,
+        # Longer than a job can take: routing waits for PagerDuty and for hooks (each bounded).
+        lease=timedelta(seconds=2 * settings.hook_deadline_seconds + 60),
+    )
+    after_ack = AfterAck(settings.after_ack_threads, traffic, job_queue)
+
+    def run_after_ack(job: Job) -> None:
+        with traffic.background("after-ack"):
+            run_job(job_queue, after_ack.handlers, job)
+
+    jobs: WorkLoop[Job] = WorkLoop(
+        name="after-ack",
+        threads=settings.after_ack_threads,
+        claim=job_queue.claim,
+        handle=run_after_ack,
+        next_due=job_queue.next_due,
+        idle_wait=min(settings.sweep_interval_seconds, 5.0),
+        clock=clock,
+    )
+    job_queue.on_added = jobs.kick
+
+    def heard_of_job() -> None:
+        # A job stored means a Slack request being answered, maybe by another process: run
+        # the job once requests pause, as if this process had answered it.
+        traffic.answered_elsewhere()
+        jobs.kick()
+
     bolt = App(
         client=slack,
         signing_secret=settings.slack_signing_secret,
@@ -356,7 +405,8 @@ def build_runtime(
     readiness = Readiness(
         engine=engine,
         head=head_revision(),
-        last_sweep=lambda: scheduler.last_sweep,
+        # A web process does not sweep: its readiness is the database's.
+        last_sweep=(lambda: scheduler.last_sweep) if settings.process_role != "web" else None,
         sweep_interval=scheduler.sweep_interval,
         clock=utcnow,
     )
@@ -387,6 +437,8 @@ def build_runtime(
         oncall=oncall,
         listener_executor=listener_executor,
         after_ack=after_ack,
+        jobs=jobs,
+        job_wakeups=NotifyListener(engine, JOBS_CHANNEL, heard_of_job, on_listen=jobs.kick),
         metrics=metrics,
         readiness=readiness,
         owner=owner,

@@ -216,3 +216,30 @@ class OutboxMessage(Base):
             postgresql_where=text("done_at IS NULL AND lease_owner IS NULL"),
         ),
     )
+
+
+class AfterAckJob(Base):
+    """Work a Slack listener acknowledged and left for later (store a request, record a
+    decision), written before the ack goes out: a process that dies after the ack loses
+    nothing. Any process that runs the job loop does it (`app/core/jobs.py`); a done job's row
+    is deleted, one that kept failing stays with `failed_at` and its last error.
+
+    `kind` names the handler and `args` are its arguments (JSON): the core never reads them.
+    """
+
+    __tablename__ = "after_ack_jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    kind: Mapped[str] = mapped_column(String(40))
+    args: Mapped[list[Any]] = mapped_column(JSONB)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_after_ack_jobs_ready", "id", postgresql_where=text("failed_at IS NULL")),
+    )

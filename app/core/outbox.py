@@ -19,6 +19,7 @@ from sqlalchemy import event, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from app.core.leases import next_free
 from app.core.models import OutboxMessage
 from app.core.text import clean
 from app.db.rows import as_arrays, insert_from_arrays
@@ -228,20 +229,13 @@ class OutboxQueue:
         put off, so these are all first messages; a later one waits for the first of its
         conversation, whose delivery wakes the sender. Messages ready now are not counted: the
         claim just took them all, or another sender is taking them."""
-        now = self.clock()
+        free_at, not_free_now = next_free(
+            OutboxMessage.next_attempt_at, OutboxMessage.lease_until, self.clock()
+        )
         with self.sessions.begin() as session:
             return session.scalar(
-                select(
-                    func.min(
-                        func.greatest(
-                            OutboxMessage.next_attempt_at,
-                            func.coalesce(OutboxMessage.lease_until, OutboxMessage.next_attempt_at),
-                        )
-                    )
-                ).where(
-                    OutboxMessage.done_at.is_(None),
-                    ~OutboxMessage.waiting,
-                    or_(OutboxMessage.next_attempt_at > now, OutboxMessage.lease_until > now),
+                select(func.min(free_at)).where(
+                    OutboxMessage.done_at.is_(None), ~OutboxMessage.waiting, not_free_now
                 )
             )
 

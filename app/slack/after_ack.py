@@ -27,6 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from app.core.jobs import JobHandlers, JobQueue
+
 log = logging.getLogger(__name__)
 
 # Seconds background work waits at one step (a transaction) for a pause in requests. With QUIET
@@ -93,6 +95,15 @@ class AckTraffic:
                     # of them waking at every answer took the interpreter lock from the acks
                     # dozens of times a request.)
                     self._pause.notify()
+
+    def answered_elsewhere(self) -> None:
+        """Another process answered a Slack request (its after-ack job's NOTIFY says so): a
+        worker process's background work waits for the pause in requests as if it had
+        answered it, since it shares the machine, or the database, with the one that did."""
+        with self._changed:
+            self._last_answered = time.monotonic()
+            if not self._answering and self._waiting and not self._watching:
+                self._pause.notify()
 
     @contextmanager
     def foreground(self) -> Iterator[None]:
@@ -196,17 +207,40 @@ class AckTraffic:
 
 
 class AfterAck:
-    """After-ack jobs, on threads of their own. Most wait for a pause in Slack's requests
-    (`AckTraffic.background`). Jobs Slack gives a deadline to (opening a modal: its trigger is
-    good for 3 seconds) are `urgent`: they run at once, on threads of their own, so that jobs
-    waiting for a pause never hold them up."""
+    """What listeners leave for after the ack.
 
-    def __init__(self, threads: int, traffic: AckTraffic | None = None) -> None:
+    Work that changes something (store a request, record a decision) is a durable job: `later`
+    writes it to the database before the ack goes out, and a job loop runs it, in this process
+    or in a worker process of its own (`app/core/jobs.py`); `define` says what each kind does.
+
+    Work that is only worth doing at once runs on threads of this process (`submit`): refreshing
+    App Home, and jobs Slack gives a deadline to (opening a modal: its trigger is good for 3
+    seconds), which are `urgent`: they run at once, on threads of their own, so that jobs
+    waiting for a pause in requests (`AckTraffic.background`) never hold them up."""
+
+    def __init__(
+        self, threads: int, traffic: AckTraffic | None = None, jobs: JobQueue | None = None
+    ) -> None:
         self.traffic = traffic or AckTraffic()
+        self.jobs = jobs
+        self.handlers = JobHandlers()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="after-ack")
         self._urgent = ThreadPoolExecutor(
             max_workers=max(2, threads // 2), thread_name_prefix="after-ack-urgent"
         )
+
+    def define(self, kind: str, handler: Callable[..., object]) -> None:
+        """What a job of `kind` does: `handler(*args)` with the arguments given to `later`."""
+        self.handlers.define(kind, handler)
+
+    def later(self, kind: str, *args: Any) -> None:
+        """Store a job (its arguments JSON) for a job loop to run: call it before `ack()`, so
+        that Slack is acknowledged only for work that is stored. Raises if it cannot be."""
+        if self.jobs is None:
+            raise RuntimeError("no job queue: after-ack jobs cannot be stored")
+        if not self.handlers.known(kind):
+            raise LookupError(f"no handler for after-ack job kind {kind!r}")
+        self.jobs.add(kind, list(args))
 
     def submit(self, fn: Callable[..., object], *args: Any, urgent: bool = False) -> Future[None]:
         """Run `fn(*args)` on an after-ack thread. A failure is logged, never raised, so one bad

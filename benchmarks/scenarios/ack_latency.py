@@ -1,7 +1,10 @@
 """How fast Slack gets its ack for `/access` and for the modal submission, next to a bare Bolt
 app that only acks on the same server stack (benchmarks/bare_app.py), against the same fakes.
 
-Both apps run side by side, each on a database of its own, and take turns: each phase
+The bot runs as it is deployed for load: a web process (`PROCESS_ROLE=web`) answers Slack and
+stores the work before each ack, and a worker process (`PROCESS_ROLE=worker`) does it; the
+scenario checks that every stored job was done. Both apps run side by side, each on a
+database of its own, and take turns: each phase
 (sequential: one client, one request at a time; 20 concurrent clients on keep-alive
 connections) runs in ROUNDS rounds, bare app then bot, each measurement started once both
 apps are idle (under a tenth of a core: the bot's work after earlier acks is done, bar its
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+import psycopg
 from slack_sdk.signature import SignatureVerifier
 
 from benchmarks.botproc import (
@@ -48,7 +52,7 @@ from benchmarks.scenarios.common import (
     resource_rows,
     wait_for,
 )
-from benchmarks.seed import database_activity
+from benchmarks.seed import conninfo, database_activity
 from tests.support.slack_requests import SlackSender
 
 NAME = "ack-latency"
@@ -211,17 +215,18 @@ def _warm(app: BotProcess) -> None:
 
 
 def _measure_apps(
-    bench: Bench, apps: list[BotProcess], scale: float
+    bench: Bench, apps: list[BotProcess], scale: float, others: list[BotProcess]
 ) -> dict[str, dict[str, Samples]]:
     """Each phase in ROUNDS rounds, the apps taking turns within each round, each measurement
-    started with both apps idle, the samples of every round pooled per app: drift of the
-    machine between two measurements a minute apart falls on both apps alike."""
+    started with both apps (and `others`: the bot's worker) idle, the samples of every round
+    pooled per app: drift of the machine between two measurements a minute apart falls on
+    both apps alike."""
     results: dict[str, dict[str, Samples]] = {app.name: {} for app in apps}
     for label, build, clients, each in PHASES:
         each = max(1, round(each * scale))
         for _ in range(ROUNDS):
             for app in apps:
-                if not _settle(apps):
+                if not _settle(apps + others):
                     bench.log(f"{label}: an app was still busy after {SETTLE_TIMEOUT:.0f} s")
                 samples = measure(app.port, build, clients, each)
                 pooled = results[app.name].setdefault(label, Samples([], 0))
@@ -235,6 +240,17 @@ def _measure_apps(
                 f"p99 {percentile(samples.latencies, 99):.1f} ms"
             )
     return results
+
+
+def _jobs_left(database_url: str) -> tuple[int, int]:
+    """After-ack jobs the web process stored that are not done yet, and those given up."""
+    with psycopg.connect(conninfo(database_url)) as connection:
+        row = connection.execute(
+            "SELECT count(*) FILTER (WHERE failed_at IS NULL),"
+            " count(*) FILTER (WHERE failed_at IS NOT NULL) FROM after_ack_jobs"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def run(bench: Bench) -> list[Row]:
@@ -259,17 +275,35 @@ def run(bench: Bench) -> list[Row]:
         bare = start_bare_app(**{**settings, "database_url": bare_database})  # type: ignore[arg-type]
         stack.callback(bare.stop)
         activity = database_activity(database_url)
-        bot = start_bot("bot", **settings)  # type: ignore[arg-type]
+        # The bot as it is deployed for load: a web process answers Slack and stores the work,
+        # a worker process does it (`accessbot serve --role web|worker`).
+        role = {**bench.bot_env, "PROCESS_ROLE": "web"}
+        bot = start_bot("bot", **{**settings, "overrides": role})  # type: ignore[arg-type]
         stack.callback(bot.stop)
+        role = {**bench.bot_env, "PROCESS_ROLE": "worker"}
+        worker = start_bot("bot-worker", **{**settings, "overrides": role})  # type: ignore[arg-type]
+        stack.callback(worker.stop)
+        worker.wait_ready()
         _warm(bare)
         _warm(bot)
-        results = _measure_apps(bench, [bare, bot], bench.scale)
+        results = _measure_apps(bench, [bare, bot], bench.scale, [worker])
         baseline, measured = results[bare.name], results[bot.name]
         submissions = WARMUP + sum(
             len(samples.latencies) for label, samples in measured.items() if "submission" in label
         )
+        wait_for(lambda: _jobs_left(database_url) == (0, 0), timeout=60, bots=[bot, worker])
+        left, failed = _jobs_left(database_url)
         work = activity_row(
             NAME, activity, database_activity(database_url), submissions, "submission"
+        )
+        rows.append(
+            Row(
+                NAME,
+                "after-ack jobs left undone / failed (the worker's)",
+                f"{left} / {failed}",
+                "0 / 0",
+                left == failed == 0,
+            )
         )
         for label, *_ in PHASES:
             ours, base = measured[label], baseline[label]
@@ -311,11 +345,11 @@ def run(bench: Bench) -> list[Row]:
                 )
         rows += resource_rows(
             NAME,
-            [bare, bot],
+            [bare, bot, worker],
             [slack, target],
             time.monotonic() - started,
             bench.postgres_cpu() - postgres_mark,
         )
         rows.append(work)
-        rows.append(errors_row(NAME, [bot]))
+        rows.append(errors_row(NAME, [bot, worker]))
         return rows

@@ -15,7 +15,7 @@ from app.slack import blocks
 from app.slack.after_ack import AfterAck
 from app.slack.ids import Ids
 from app.slack.listeners.home import publish_home
-from app.slack.listeners.replies import act, from_home, tell
+from app.slack.listeners.replies import act, click_of, from_home, tell
 
 
 def register(
@@ -26,7 +26,9 @@ def register(
     clock: Clock,
     after_ack: AfterAck,
 ) -> None:
-    def decide(body: dict[str, Any], client: WebClient, approve: bool) -> None:
+    client = app.client
+
+    def decide(body: dict[str, Any], approve: bool) -> None:
         act(
             body,
             client,
@@ -36,15 +38,15 @@ def register(
 
     @app.action(Ids.APPROVE)
     def approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        after_ack.later("decide", click_of(body), True)
         ack()
-        after_ack.submit(decide, body, client, True)
 
     @app.action(Ids.REVIEW)
     def review(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        after_ack.later("review_grant", click_of(body))
         ack()
-        after_ack.submit(review_grant, body, client)
 
-    def review_grant(body: dict[str, Any], client: WebClient) -> None:
+    def review_grant(body: dict[str, Any]) -> None:
         act(
             body,
             client,
@@ -54,10 +56,10 @@ def register(
 
     @app.action(Ids.APPROVE_FOR)
     def approve_for_less(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        after_ack.later("decide_for_less", click_of(body))
         ack()
-        after_ack.submit(decide_for_less, body, client)
 
-    def decide_for_less(body: dict[str, Any], client: WebClient) -> None:
+    def decide_for_less(body: dict[str, Any]) -> None:
         selected = (body.get("actions") or [{}])[0].get("selected_option") or {}
         request_id, duration = blocks.read_approve_for(str(selected.get("value") or ""))
         if duration is None:
@@ -73,5 +75,9 @@ def register(
 
     @app.action(Ids.DENY)
     def deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        after_ack.later("decide", click_of(body), False)
         ack()
-        after_ack.submit(decide, body, client, False)
+
+    after_ack.define("decide", decide)
+    after_ack.define("review_grant", review_grant)
+    after_ack.define("decide_for_less", decide_for_less)

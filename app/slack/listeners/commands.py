@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -69,9 +70,10 @@ def register(
             ),
         )
 
-    def submit_at_once(
-        requester_id: str, trigger_id: str | None, intake: Intake, client: WebClient
-    ) -> None:
+    client = app.client
+
+    def submit_at_once(requester_id: str, trigger_id: str | None, form: dict[str, Any]) -> None:
+        intake = Intake(**form)
         try:
             requests.submit(
                 requester_id=requester_id,
@@ -84,9 +86,8 @@ def register(
         except InvalidRequest as exc:  # the policy changed between the ack and now
             client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
 
-    def break_glass_now(
-        requester_id: str, trigger_id: str | None, intake: Intake, client: WebClient
-    ) -> None:
+    def break_glass_now(requester_id: str, trigger_id: str | None, form: dict[str, Any]) -> None:
+        intake = Intake(**form)
         try:
             break_glass.break_glass(
                 requester_id=requester_id,
@@ -108,10 +109,10 @@ def register(
         if errors:
             ack(text=blocks.break_glass_refused(errors))
             return
-        ack(text="🚨 Breaking glass: the approvers are being alerted. I'll message you.")
-        after_ack.submit(
-            break_glass_now, command["user_id"], command.get("trigger_id"), intake, client
+        after_ack.later(
+            "break_glass_now", command["user_id"], command.get("trigger_id"), asdict(intake)
         )
+        ack(text="🚨 Breaking glass: the approvers are being alerted. I'll message you.")
 
     @app.command("/access")
     def open_request_modal(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
@@ -136,10 +137,10 @@ def register(
                 if limit:
                     ack(text=f"Your request was refused: {limit}")
                     return
-                ack(text=blocks.submitting(registry, intake))
-                after_ack.submit(
-                    submit_at_once, command["user_id"], command.get("trigger_id"), intake, client
+                after_ack.later(
+                    "submit_at_once", command["user_id"], command.get("trigger_id"), asdict(intake)
                 )
+                ack(text=blocks.submitting(registry, intake))
                 return
             ack()
             after_ack.submit(open_modal, command, client, intake, errors, urgent=True)
@@ -147,3 +148,6 @@ def register(
         ack()
         # views.open first: the trigger_id expires
         after_ack.submit(open_modal, command, client, intake, urgent=True)
+
+    after_ack.define("submit_at_once", submit_at_once)
+    after_ack.define("break_glass_now", break_glass_now)

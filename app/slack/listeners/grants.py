@@ -15,15 +15,15 @@ from app.slack import blocks
 from app.slack.after_ack import AfterAck
 from app.slack.ids import Ids
 from app.slack.listeners.home import publish_home
-from app.slack.listeners.replies import act, tell
+from app.slack.listeners.replies import act, click_of, tell
 
 EXTENSION_FIELDS = {"duration": Ids.DURATION_BLOCK, "justification": Ids.JUSTIFICATION_BLOCK}
 
 
 def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: AfterAck) -> None:
-    def click(
-        body: dict[str, Any], client: WebClient, operation: Callable[[str, str], object]
-    ) -> None:
+    client = app.client
+
+    def click(body: dict[str, Any], operation: Callable[[str, str], object]) -> None:
         act(
             body,
             client,
@@ -33,16 +33,16 @@ def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: Aft
 
     @app.action(Ids.GIVE_BACK)
     def give_back(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        after_ack.later("give_back", click_of(body))
         ack()
-        after_ack.submit(click, body, client, give_back_grant)
 
     def give_back_grant(grant_id: str, actor: str) -> object:
         return requests.revoke_early(grant_id=grant_id, actor=actor)
 
     @app.action(Ids.CANCEL)
     def cancel(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        after_ack.later("cancel", click_of(body))
         ack()
-        after_ack.submit(click, body, client, cancel_request)
 
     def cancel_request(request_id: str, actor: str) -> object:
         return requests.cancel(request_id=request_id, actor=actor)
@@ -80,11 +80,11 @@ def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: Aft
                 errors={EXTENSION_FIELDS[field]: message for field, message in errors.items()},
             )
             return
-        ack()
         view_id = view.get("id") if isinstance(view.get("id"), str) else None
-        after_ack.submit(extend, actor, view_id, form, client)
+        after_ack.later("extend", actor, view_id, form)
+        ack()
 
-    def extend(actor: str, view_id: str | None, form: dict[str, Any], client: WebClient) -> None:
+    def extend(actor: str, view_id: str | None, form: dict[str, Any]) -> None:
         try:
             requests.request_extension(
                 grant_id=form["grant_id"] or "",
@@ -95,3 +95,7 @@ def register(app: App, *, requests: AccessRequests, clock: Clock, after_ack: Aft
             )
         except (InvalidRequest, AccessError) as exc:  # the grant ended between ack and now
             client.chat_postMessage(channel=actor, text=f"Your extension was refused: {exc}")
+
+    after_ack.define("give_back", lambda body: click(body, give_back_grant))
+    after_ack.define("cancel", lambda body: click(body, cancel_request))
+    after_ack.define("extend", extend)

@@ -37,6 +37,23 @@ def act(
         refresh_home(user_id)
 
 
+def click_of(body: dict[str, Any]) -> dict[str, Any]:
+    """What a job needs of a click's payload, in the same shape, to store with the job: who
+    clicked, where, the button's value or chosen option, and whether it was in App Home. Not
+    the rest (the legacy verification token, the whole message the button was on)."""
+    action = (body.get("actions") or [{}])[0]
+    selected = action.get("selected_option") or {}
+    return {
+        "user": {"id": body["user"]["id"]},
+        "channel": {"id": (body.get("channel") or {}).get("id")},
+        "actions": [
+            {"value": action.get("value"), "selected_option": {"value": selected.get("value")}}
+        ],
+        "container": {"type": (body.get("container") or {}).get("type")},
+        "view": {"type": (body.get("view") or {}).get("type")},
+    }
+
+
 def from_home(body: dict[str, Any]) -> bool:
     return (body.get("container") or {}).get("type") == "view" and (
         (body.get("view") or {}).get("type") == "home"

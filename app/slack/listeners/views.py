@@ -29,9 +29,7 @@ FIELD_BLOCKS = {
 def register(
     app: App, *, requests: AccessRequests, registry: Registry, after_ack: AfterAck
 ) -> None:
-    def store_request(
-        requester_id: str, view_id: str | None, form: dict[str, Any], client: WebClient
-    ) -> None:
+    def store_request(requester_id: str, view_id: str | None, form: dict[str, Any]) -> None:
         try:
             requests.submit(
                 requester_id=requester_id,
@@ -42,7 +40,11 @@ def register(
                 submission_id=view_id,
             )
         except InvalidRequest as exc:  # the policy changed between the ack and now
-            client.chat_postMessage(channel=requester_id, text=f"Your request was refused: {exc}")
+            app.client.chat_postMessage(
+                channel=requester_id, text=f"Your request was refused: {exc}"
+            )
+
+    after_ack.define("store_request", store_request)
 
     @app.view(Ids.REQUEST_MODAL)
     def submit_request(
@@ -59,9 +61,9 @@ def register(
                 errors={FIELD_BLOCKS[field]: message for field, message in errors.items()},
             )
             return
-        ack()
         view_id = view.get("id") if isinstance(view.get("id"), str) else None
-        after_ack.submit(store_request, requester_id, view_id, form, client)
+        after_ack.later("store_request", requester_id, view_id, form)  # stored, then acked
+        ack()
 
     @app.options(Ids.RESOURCE_SELECT)
     def suggest_resources(ack: Ack, payload: dict[str, Any]) -> None:
