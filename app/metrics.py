@@ -26,7 +26,14 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.models import AccessRequest, Grant, GrantState, OutboxMessage, RequestState
+from app.core.models import (
+    AccessRequest,
+    AfterAckJob,
+    Grant,
+    GrantState,
+    OutboxMessage,
+    RequestState,
+)
 from app.core.ports import Clock
 
 log = logging.getLogger(__name__)
@@ -242,6 +249,28 @@ class DatabaseCollector(Collector):
             or 0,
         )
         yield depth
+
+        waiting, failed, oldest = session.execute(
+            select(
+                func.count().filter(AfterAckJob.failed_at.is_(None)),
+                func.count().filter(AfterAckJob.failed_at.is_not(None)),
+                func.min(AfterAckJob.created_at).filter(AfterAckJob.failed_at.is_(None)),
+            )
+        ).one()
+        jobs = GaugeMetricFamily(
+            "accessbot_after_ack_jobs",
+            "After-ack jobs stored and not done: waiting (or running), and failed for good.",
+            labels=["state"],
+        )
+        jobs.add_metric(["waiting"], waiting)
+        jobs.add_metric(["failed"], failed)
+        yield jobs
+        age = GaugeMetricFamily(
+            "accessbot_after_ack_job_oldest_seconds",
+            "Age of the oldest after-ack job not done (0: none). Growing: no worker runs.",
+        )
+        age.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        yield age
 
     @staticmethod
     def _histogram(

@@ -200,6 +200,8 @@ class Runtime:
             self.grant_workers.stop(left())
             self.sender.stop(left())
             self.hand_back()
+        if self.after_ack.jobs is not None:
+            self.after_ack.jobs.close()
         if self.oncall is not None:
             self.oncall.close()
         self.engine.dispose()

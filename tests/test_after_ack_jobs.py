@@ -42,6 +42,10 @@ def test_a_web_process_stores_the_work_and_a_worker_process_does_it(
     time.sleep(0.5)
     assert web.requests() == [], "a web process does none of the work itself"
     assert jobs(web)[0].lease_owner is None
+    metrics = httpx.get(f"{web.url}/metrics").text  # what an alert on "no worker" reads
+    assert 'accessbot_after_ack_jobs{state="waiting"} 1.0' in metrics
+    (age,) = [line for line in metrics.splitlines() if line.startswith("accessbot_after_ack_job_")]
+    assert float(age.split()[-1]) >= 0.5
 
     worker = bot_factory(process_role="worker")
     request = wait_until(lambda: web.requests() and web.requests()[0].approvers_message_ts)
@@ -143,3 +147,22 @@ def test_a_job_leased_by_a_process_that_died_is_done_once_its_lease_runs_out(bot
     assert stored.created_at >= lease_until
     assert stored.justification == "INC-3: left by a dead process"
     assert jobs(bot) == []
+
+
+def test_jobs_are_stored_after_the_server_closed_the_writers_connection(bot: Bot) -> None:
+    """Jobs are written on a connection of their own, kept open: one the server has closed (a
+    restart, a failover, a terminated backend) is replaced before the next ack's write."""
+    bot.request_access()  # the writer's connection is open now
+    with bot.sessions.begin() as session:
+        ended = session.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert ended
+    time.sleep(0.3)  # the server's closing reaches the bot's sockets
+
+    request, _post = bot.request_access(justification="INC-4: after the restart")
+
+    assert request.justification == "INC-4: after the restart"

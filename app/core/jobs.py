@@ -15,6 +15,7 @@ The core knows only kinds and JSON arguments; what a kind does is its handler's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -22,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, or_, select, text, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.group_commit import GroupCommit
 from app.core.leases import next_free
 from app.core.models import AfterAckJob
 from app.core.text import clean
+from app.db.session import server_closed
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,10 @@ class Job:
 
 # Insert jobs and NOTIFY, as one statement for any number of jobs (in the order given): one
 # round trip, committed on its own, prepared once per connection.
-_ADD = text(
+_ADD_SQL = (
     f"WITH added AS (INSERT INTO {AfterAckJob.__tablename__} (kind, args) "
-    "SELECT kind, CAST(args AS JSONB) FROM unnest(CAST(:kinds AS TEXT[]), CAST(:args AS TEXT[])) "
+    "SELECT kind, CAST(args AS JSONB) "
+    "FROM unnest(CAST(%(kinds)s AS TEXT[]), CAST(%(args)s AS TEXT[])) "
     "WITH ORDINALITY AS job(kind, args, n) ORDER BY n RETURNING 1) "
     f"SELECT pg_notify('{CHANNEL}', '') FROM (SELECT FROM added LIMIT 1) AS any_added"
 )
@@ -71,7 +74,8 @@ class JobQueue:
         retry_after: timedelta = RETRY_AFTER,
     ) -> None:
         # Adding commits on its own: no session, no ORM, one round trip on the ack path.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = engine
+        self._connection: Any = None  # the writer's own: only the group commit's leader writes
         self.sessions = sessions
         self.owner = owner
         self.clock = clock
@@ -93,11 +97,41 @@ class JobQueue:
         self.on_added()
 
     def _write(self, jobs: Sequence[tuple[str, str]]) -> Sequence[None]:
-        with self._autocommit.connect() as connection:
+        connection = self._writer()
+        try:
             connection.execute(
-                _ADD, {"kinds": [kind for kind, _ in jobs], "args": [args for _, args in jobs]}
+                _ADD_SQL,
+                {"kinds": [kind for kind, _ in jobs], "args": [args for _, args in jobs]},
+                prepare=True,
             )
+        except Exception:
+            self._connection = None
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
         return [None] * len(jobs)
+
+    def close(self) -> None:
+        """Close the writer's connection (at shutdown, once listeners have stopped)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _writer(self) -> Any:
+        """The connection jobs are written on: one of its own, kept open, with the statement
+        prepared on it (no pool checkout, reset and return on the ack path). Replaced when the
+        server has closed it (a restart), found by one local poll before each write."""
+        connection = self._connection
+        if connection is not None and server_closed(connection):
+            connection = None
+        if connection is None:
+            pooled = self._engine.raw_connection()
+            connection = pooled.driver_connection
+            pooled.detach()
+            connection.autocommit = True
+            self._connection = connection
+        return connection
 
     def claim(self, limit: int) -> list[Job]:
         """Lease up to `limit` jobs that are due, oldest first; jobs another process is

@@ -36,6 +36,14 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
         raise DisconnectionError("the server closed the connection")
 
 
+def server_closed(dbapi_connection: Any) -> bool:
+    """Whether the server has closed this connection (or it has no socket): one local poll."""
+    try:
+        return bool(dbapi_connection.closed or _readable(dbapi_connection.fileno()))
+    except Exception:
+        return True
+
+
 def _readable(fd: int) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
