@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -199,3 +200,61 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(
         assert stored == []
     finally:
         engine.dispose()
+
+
+def test_an_outcome_waits_to_share_its_transaction_while_other_calls_are_in_progress(
+    bot: Bot, database_url: str
+) -> None:
+    """In a backlog, calls end a few milliseconds apart, and a transaction per outcome costs
+    each its round trips and commit. An outcome that would be recorded alone waits briefly
+    while other calls are still in progress (here, as long as the test needs), and shares
+    their transaction; with none in progress it is recorded at once (test_group_commit)."""
+    runtime = bot.runtime
+    runtime.grant_workers.stop(5)  # this test claims and records by hand
+    finishing = runtime.lifecycle._finishing
+    finishing.gather, finishing.min_batch = 5.0, 2  # wait for the other, however long
+    now = utcnow()
+    seed_active_grants(
+        database_url,
+        expiries=spread(2, now - timedelta(minutes=10), now - timedelta(seconds=1)),
+        workflow="production",
+        resource="orders-db",
+    )
+    claims = runtime.lifecycle.claim_due(2)
+    assert len(claims) == 2
+    bot.webhook.hang_next(1, 0.5)  # one call takes 0.5 s (within its 1 s timeout), one none
+    attempts = [
+        threading.Thread(target=runtime.lifecycle.attempt, args=(claim,)) for claim in claims
+    ]
+    ours = set(attempts)
+    commits: list[float] = []
+
+    def committed(_conn: Any) -> None:
+        if threading.current_thread() in ours:
+            commits.append(time.monotonic())
+
+    event.listen(runtime.engine, "commit", committed)
+    try:
+        started = time.monotonic()
+        for attempt in attempts:
+            attempt.start()
+        for attempt in attempts:
+            attempt.join(10)
+    finally:
+        event.remove(runtime.engine, "commit", committed)
+    assert sum(g.state == GrantState.REVOKED for g in bot.grants()) == 2
+    assert len(commits) == 1, "the quick call's outcome was recorded alone"
+    assert 0.5 <= commits[0] - started < 4.0  # after the slow call, long before the 5 s gather
+
+    # With no other call in progress, an outcome is recorded at once.
+    seed_active_grants(
+        database_url,
+        expiries=[utcnow() - timedelta(seconds=1)],
+        workflow="production",
+        resource="orders-db",
+    )
+    (claim,) = runtime.lifecycle.claim_due(1)
+    started = time.monotonic()
+    runtime.lifecycle.attempt(claim)
+    assert time.monotonic() - started < 2.0
+    assert sum(g.state == GrantState.REVOKED for g in bot.grants()) == 3

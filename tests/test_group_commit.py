@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -155,3 +156,61 @@ def test_a_single_item_runs_alone(n: int) -> None:
         run_one=lambda item: item + 1,
     )
     assert commit.submit(n) == n + 1
+
+
+def _gathering(more_coming: bool) -> tuple[GroupCommit[int, int], list[list[int]]]:
+    batches: list[list[int]] = []
+
+    def run_batch(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        return list(items)
+
+    def run_one(item: int) -> int:
+        batches.append([item])
+        return item
+
+    commit: GroupCommit[int, int] = GroupCommit(
+        run_batch=run_batch,
+        run_one=run_one,
+        gather=2.0,  # far longer than the test takes: only arrivals may end the wait
+        min_batch=3,
+        more_coming=lambda: more_coming,
+    )
+    return commit, batches
+
+
+def test_a_lone_item_waits_for_more_while_more_are_coming() -> None:
+    """A backlog's outcomes arrive a few milliseconds apart: the first one's leader waits
+    for `min_batch` of them, so they share one transaction instead of one each."""
+    commit, batches = _gathering(more_coming=True)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(commit.submit, 1)
+        deadline = time.monotonic() + 5
+        while not commit._gathering:  # the leader is waiting for more
+            assert time.monotonic() < deadline, "the leader never waited for more"
+            threading.Event().wait(0.001)
+        second = pool.submit(commit.submit, 2)
+        threading.Event().wait(0.05)
+        assert not first.done() and not second.done()  # still gathering: 2 of 3
+        third = pool.submit(commit.submit, 3)
+        assert [f.result(1) for f in (first, second, third)] == [1, 2, 3]
+    assert batches == [[1, 2, 3]]
+
+
+def test_a_lone_item_waits_no_longer_than_gather() -> None:
+    commit, batches = _gathering(more_coming=True)
+    commit.gather = 0.05
+    started = time.monotonic()
+    assert commit.submit(7) == 7
+    waited = time.monotonic() - started
+    assert 0.04 <= waited < 1.0
+    assert batches == [[7]]
+
+
+def test_nothing_more_coming_runs_at_once() -> None:
+    """With no calls in progress (one grant's outcome, an idle bot) nobody waits."""
+    commit, batches = _gathering(more_coming=False)
+    started = time.monotonic()
+    assert commit.submit(5) == 5
+    assert time.monotonic() - started < 0.5  # the gather is 2 s
+    assert batches == [[5]]

@@ -6,12 +6,18 @@ round trip and a commit apiece. Here the first caller to find no batch in progre
 takes the waiting items (its own among them, up to `max_batch`) and runs them in one batch;
 the others wait for their result. A batch that fails is run again item by item, so one bad
 item never costs the others their outcome.
+
+A leader that would commit fewer than `min_batch` items while `more_coming()` says others are
+on their way (calls still in progress) waits up to `gather` seconds for them: a transaction's
+fixed cost (its round trips, the commit) is then shared by a few more items. Found in a backlog
+of 10,000 revocations: a third of the outcomes' transactions held one outcome.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -37,19 +43,30 @@ class GroupCommit(Generic[T, R]):
         run_batch: Callable[[Sequence[T]], Sequence[R]],
         run_one: Callable[[T], R],
         max_batch: int = 64,
+        gather: float = 0.0,
+        min_batch: int = 1,
+        more_coming: Callable[[], bool] = lambda: False,
     ) -> None:
         self._run_batch = run_batch
         self._run_one = run_one
         self.max_batch = max_batch
+        self.gather = gather
+        self.min_batch = min_batch
+        self._more_coming = more_coming
         self._queue: list[_Entry[T, R]] = []
         self._leading = False
-        self._changed = threading.Condition()
+        self._gathering = False
+        lock = threading.Lock()
+        self._changed = threading.Condition(lock)  # a batch ended: its waiters look again
+        self._arrived = threading.Condition(lock)  # an item came: wakes a gathering leader
 
     def submit(self, item: T) -> R:
         """Run `item` in the next batch and return its result (or raise its error)."""
         entry: _Entry[T, R] = _Entry(item)
         with self._changed:
             self._queue.append(entry)
+            if self._gathering:
+                self._arrived.notify()
         while True:
             with self._changed:
                 while not entry.done and self._leading:
@@ -57,6 +74,7 @@ class GroupCommit(Generic[T, R]):
                 if entry.done:
                     break
                 self._leading = True
+                self._gather()
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
             try:
@@ -68,6 +86,22 @@ class GroupCommit(Generic[T, R]):
         if entry.error is not None:
             raise entry.error
         return entry.result  # type: ignore[return-value]
+
+    def _gather(self) -> None:
+        """As leader, with the lock held: wait a little for more items, while few are waiting
+        and more are on their way."""
+        if self.gather <= 0 or len(self._queue) >= self.min_batch or not self._more_coming():
+            return
+        end = time.monotonic() + self.gather
+        self._gathering = True
+        try:
+            while len(self._queue) < self.min_batch:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                self._arrived.wait(left)
+        finally:
+            self._gathering = False
 
     def _run(self, batch: list[_Entry[T, R]]) -> None:
         try:

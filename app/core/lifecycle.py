@@ -19,6 +19,7 @@ applied it even though its answer never came.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -52,6 +53,10 @@ LEASE_MARGIN = timedelta(seconds=30)  # a lease outlives the call it covers by t
 CLAIM_LEASE = timedelta(seconds=60)  # set by the claim, then `_plan` sets the call's own
 ANSWER_LIMIT = 200  # characters of a target's answer kept in the audit log
 ERROR_LIMIT = 2000  # characters of a strategy's error kept in grants.last_error and the audit
+# A lone outcome waits up to this long for FINISH_MIN_BATCH to share its transaction, while
+# other calls are in progress (a backlog); with none in progress it is recorded at once.
+FINISH_GATHER = 0.01
+FINISH_MIN_BATCH = 8
 
 
 class _Failure(str):
@@ -141,9 +146,16 @@ class GrantLifecycle:
         self.reminder_min_grant = reminder_min_grant
         # Told whenever a grant becomes due now (a new approval, a give-back): the workers.
         self.on_due: Callable[[], None] = lambda: None
-        # Outcomes that arrive together are recorded in one transaction.
+        # Outcomes that arrive together are recorded in one transaction; while calls are
+        # still in progress, a lone outcome waits a few milliseconds for others to share it.
+        self._calling = 0  # strategy calls in progress (their outcomes are on their way)
+        self._calling_lock = threading.Lock()
         self._finishing: GroupCommit[_Outcome, _After | None] = GroupCommit(
-            run_batch=self._finish_many, run_one=self._finish
+            run_batch=self._finish_many,
+            run_one=self._finish,
+            gather=FINISH_GATHER,
+            min_batch=FINISH_MIN_BATCH,
+            more_coming=lambda: self._calling > 0,
         )
 
     # -- the work queue --------------------------------------------------------------------
@@ -235,7 +247,13 @@ class GrantLifecycle:
         if plan is None:
             call_done()
             return
-        error, result = self._call(plan, call_done)
+        with self._calling_lock:
+            self._calling += 1
+        try:
+            error, result = self._call(plan, call_done)
+        finally:
+            with self._calling_lock:
+                self._calling -= 1
         after = self._finishing.submit((plan, error, result))
         if after is not None:
             self._run_after(after)
