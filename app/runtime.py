@@ -326,6 +326,14 @@ def build_runtime(
         with traffic.background("slack-sender", behind=revoking_backlog):
             slack_sender.deliver(delivery)
 
+    def sender_room() -> int:
+        # Behind a backlog of revocations messages go one at a time (`deliver`): claim one
+        # at a time too, rather than hold a batch whose threads poll while they wait and
+        # whose claims read the outbox again and again, taking CPU from the revocations.
+        if revoking_backlog():
+            return 1 - sender.busy
+        return settings.slack_sender_threads
+
     sender: WorkLoop[Delivery] = WorkLoop(
         name="slack-sender",
         threads=settings.slack_sender_threads,
@@ -334,6 +342,7 @@ def build_runtime(
         next_due=queue.next_due,
         idle_wait=min(settings.sweep_interval_seconds, 5.0),
         clock=clock,
+        room=sender_room,
     )
     outbox.on_commit = sender.kick
     # Background work (every thread but those answering Slack) steps aside for acks at each

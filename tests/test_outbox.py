@@ -608,3 +608,35 @@ def test_a_change_committed_while_its_waiting_refresh_is_delivered_is_still_show
 
     last = fake_slack.calls_to("chat.update", ts=request.approvers_message_ts)[-1]
     assert f"Access revoked by <@{APPROVER_2}>" in last.text(), last.text()
+
+
+# -- 7. behind a backlog of revocations -------------------------------------------------------
+
+
+def test_behind_a_revocation_backlog_the_sender_takes_one_message_at_a_time(
+    bot: Bot, fake_slack: TimedSlack
+) -> None:
+    """Messages trickle out while revocations are backlogged, and the sender claims only the
+    one it is about to deliver: a batch claimed ahead would hold leases and threads that poll
+    while they wait, taking CPU from the revocations. Once the backlog clears, the rest go."""
+    backlogged = threading.Event()
+    backlogged.set()
+    bot.runtime.grant_workers.backlogged = backlogged.is_set  # type: ignore[method-assign]
+    users = add_requesters(fake_slack, 6)
+    for user in users:
+        submit(bot, user, timedelta(minutes=15))
+    wait_until(lambda: len(outbox(bot)) >= 2 * len(users), timeout=SLOW, what="the messages queued")
+    most_leased, sent_meanwhile = 0, 0
+    watch_until = time.monotonic() + 1.5
+    while time.monotonic() < watch_until:
+        rows = outbox(bot)
+        leased = [m for m in rows if m.lease_owner is not None and m.done_at is None]
+        most_leased = max(most_leased, len(leased))
+        sent_meanwhile = sum(m.outcome == "sent" for m in rows)
+        time.sleep(0.01)
+    assert most_leased == 1, f"{most_leased} messages claimed at once behind the backlog"
+    assert sent_meanwhile >= 2  # a trickle (one every 0.25 s), not a stop
+    backlogged.clear()
+    drained(bot)
+    for user in users:
+        assert dm_row(bot, user, SUBMITTED) is not None
