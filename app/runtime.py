@@ -331,7 +331,7 @@ def build_runtime(
         # at a time too, rather than hold a batch whose threads poll while they wait and
         # whose claims read the outbox again and again, taking CPU from the revocations.
         if revoking_backlog():
-            return 1 - sender.busy
+            return max(0, 1 - sender.busy)
         return settings.slack_sender_threads
 
     sender: WorkLoop[Delivery] = WorkLoop(

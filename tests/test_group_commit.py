@@ -172,7 +172,7 @@ def _gathering(more_coming: bool) -> tuple[GroupCommit[int, int], list[list[int]
     commit: GroupCommit[int, int] = GroupCommit(
         run_batch=run_batch,
         run_one=run_one,
-        gather=2.0,  # far longer than the test takes: only arrivals may end the wait
+        gather=10.0,  # far longer than the test takes: only arrivals may end the wait
         min_batch=3,
         more_coming=lambda: more_coming,
     )
@@ -193,7 +193,7 @@ def test_a_lone_item_waits_for_more_while_more_are_coming() -> None:
         threading.Event().wait(0.05)
         assert not first.done() and not second.done()  # still gathering: 2 of 3
         third = pool.submit(commit.submit, 3)
-        assert [f.result(1) for f in (first, second, third)] == [1, 2, 3]
+        assert [f.result(5) for f in (first, second, third)] == [1, 2, 3]
     assert batches == [[1, 2, 3]]
 
 
@@ -212,5 +212,37 @@ def test_nothing_more_coming_runs_at_once() -> None:
     commit, batches = _gathering(more_coming=False)
     started = time.monotonic()
     assert commit.submit(5) == 5
-    assert time.monotonic() - started < 0.5  # the gather is 2 s
+    assert time.monotonic() - started < 5.0  # the gather is 10 s
     assert batches == [[5]]
+
+
+def test_the_wait_ends_when_the_last_item_on_its_way_has_come() -> None:
+    """Fewer calls in progress than `min_batch` (a small pool, a target that takes one call at
+    a time): the leader stops waiting once the last of them has reported, not at `gather`."""
+    coming = threading.Event()
+    coming.set()
+    commit, batches = _gathering(more_coming=True)
+    commit._more_coming = coming.is_set
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(commit.submit, 1)
+        deadline = time.monotonic() + 5
+        while not commit._gathering:
+            assert time.monotonic() < deadline, "the leader never waited for more"
+            threading.Event().wait(0.001)
+        started = time.monotonic()
+        coming.clear()  # the last call in progress ends and hands in its outcome
+        second = pool.submit(commit.submit, 2)
+        assert first.result(5) == 1 and second.result(5) == 2
+    assert time.monotonic() - started < 5.0  # the gather is 10 s
+    assert batches == [[1, 2]]
+
+
+def test_a_failing_more_coming_does_not_stop_the_batch(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> bool:
+        raise RuntimeError("no idea")
+
+    commit, batches = _gathering(more_coming=True)
+    commit._more_coming = broken
+    assert commit.submit(4) == 4
+    assert batches == [[4]]
+    assert "more items are coming failed" in caplog.text

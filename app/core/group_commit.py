@@ -90,18 +90,27 @@ class GroupCommit(Generic[T, R]):
     def _gather(self) -> None:
         """As leader, with the lock held: wait a little for more items, while few are waiting
         and more are on their way."""
-        if self.gather <= 0 or len(self._queue) >= self.min_batch or not self._more_coming():
+        if self.gather <= 0:
             return
         end = time.monotonic() + self.gather
         self._gathering = True
         try:
-            while len(self._queue) < self.min_batch:
+            # Until enough are waiting, or nothing more is on its way (the last call's outcome
+            # came: fewer than `min_batch` calls can be in progress at once), or time is up.
+            while len(self._queue) < self.min_batch and self._more():
                 left = end - time.monotonic()
                 if left <= 0:
                     return
                 self._arrived.wait(left)
         finally:
             self._gathering = False
+
+    def _more(self) -> bool:
+        try:
+            return self._more_coming()
+        except Exception:  # waiting is only an optimisation: never let it stop a batch
+            log.exception("asking whether more items are coming failed")
+            return False
 
     def _run(self, batch: list[_Entry[T, R]]) -> None:
         try:
