@@ -59,6 +59,10 @@ def test_a_read_keeps_the_connections_prepared_statements(bot: Bot) -> None:
     """The end to end check: a statement prepared on a connection is still there after a
     read on it."""
     runtime = bot.runtime
+    # Nothing else of the bot may take a connection from here on (a loop's read would open a
+    # second one, and the check below could be given that one).
+    runtime.job_wakeups.stop(2)
+    runtime.jobs.stop(5)
     runtime.grant_workers.stop(5)
     runtime.sender.stop(5)
     runtime.scheduler.shutdown()
