@@ -246,3 +246,27 @@ def test_a_failing_more_coming_does_not_stop_the_batch(caplog: pytest.LogCapture
     assert commit.submit(4) == 4
     assert batches == [[4]]
     assert "more items are coming failed" in caplog.text
+
+
+class Interrupt(BaseException):
+    """Not an Exception: what a batch is not run again item by item for (as KeyboardInterrupt)."""
+
+
+def test_a_batch_cut_short_by_an_interrupt_leaves_no_waiter_hanging() -> None:
+    leader = HeldLeader()
+
+    def run_batch(items: Sequence[int]) -> list[int]:
+        raise Interrupt
+
+    def run_one(item: int) -> int:
+        leader.hold(item)
+        return item
+
+    commit: GroupCommit[int, int] = GroupCommit(run_batch=run_batch, run_one=run_one)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = leader.queue(commit, pool, range(4))
+        outcomes = [f.exception(5) for f in futures]
+        assert commit.submit(7) == 7  # the next item is run: no lead is left taken
+    # One submitter's own batch raised the interrupt; the others hear their batch was cut short.
+    assert sum(isinstance(e, Interrupt) for e in outcomes) == 1
+    assert sum(isinstance(e, RuntimeError) for e in outcomes) == 3
