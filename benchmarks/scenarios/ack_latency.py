@@ -59,7 +59,7 @@ NAME = "ack-latency"
 SEQUENTIAL = 200
 CLIENTS, PER_CLIENT = 20, 20
 WARMUP = 20
-ROUNDS = 5  # each phase measured in turns: bare app, bot, bare app, ...
+ROUNDS = 10  # each phase measured in turns: bare app, bot, bare app, ...
 RATIO_TARGET = 1.5
 SEQUENTIAL_P95_TARGET_MS = 100.0  # README: Slack acknowledgement p95 under 100 ms
 
