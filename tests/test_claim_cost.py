@@ -28,6 +28,29 @@ from tests.support.wait import wait_until
 BATCH = 40
 
 
+def _seed_overdue(database_url: str, count: int) -> list[Any]:
+    """`count` grants of orders-db, expired over the last ten minutes."""
+    now = utcnow()
+    return seed_active_grants(
+        database_url,
+        expiries=spread(count, now - timedelta(minutes=10), now - timedelta(seconds=1)),
+        workflow="production",
+        resource="orders-db",
+    )
+
+
+def _rows_in(params: Any, many: bool) -> int:
+    """Rows an UPDATE writes: one per parameter set, or, for an UPDATE from arrays (one
+    array per column), as many as its arrays hold."""
+    if many:
+        return len(params)
+    arrays = [value for value in params.values() if isinstance(value, list)]
+    if arrays:
+        assert len({len(array) for array in arrays}) == 1, "arrays of unequal length"
+        return len(arrays[0])
+    return 1
+
+
 def test_a_claim_writes_each_grant_once_in_a_few_statements(bot: Bot, database_url: str) -> None:
     runtime = bot.runtime
     runtime.grant_workers.stop(5)  # this test claims by hand
@@ -40,6 +63,7 @@ def test_a_claim_writes_each_grant_once_in_a_few_statements(bot: Bot, database_u
     )
     statements: list[str] = []
     rows_written: Counter[str] = Counter()
+    updates: Counter[str] = Counter()
     ours = threading.current_thread()  # not the bot's own loops (after-ack jobs, the sender)
 
     def seen(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
@@ -48,7 +72,9 @@ def test_a_claim_writes_each_grant_once_in_a_few_statements(bot: Bot, database_u
         statements.append(sql)
         written = re.match(r"\s*UPDATE (\w+)", sql)
         if written:
-            rows_written[written.group(1)] += len(params) if many else 1
+            # executemany: one call, but one statement per row for PostgreSQL to run
+            updates[written.group(1)] += len(params) if many else 1
+            rows_written[written.group(1)] += _rows_in(params, many)
 
     engine = runtime.engine
     event.listen(engine, "before_cursor_execute", seen)
@@ -59,8 +85,9 @@ def test_a_claim_writes_each_grant_once_in_a_few_statements(bot: Bot, database_u
 
     assert {c.grant_id for c in claims} == {g.grant_id for g in seeded}
     assert all(c.plan is not None and c.plan.operation == "revoke" for c in claims)
-    # Each grant leased and moved to revoking by one row write, at commit.
+    # Each grant leased and moved to revoking by one row write, all in one statement.
     assert rows_written == {"grants": BATCH}, rows_written
+    assert updates == {"grants": 1}, updates
     # Take and load the grants with their requests' approvals, lock their people, look for
     # their other grants, write the grants, write the audit: a fixed number however many are
     # claimed (each a round trip the claim waits for).
@@ -122,6 +149,47 @@ def test_claims_and_outcomes_of_any_batch_size_send_the_same_statements(
     wait_until(
         lambda: sum(g.state == GrantState.REVOKED for g in bot.grants()) == 8, what="revoked"
     )
+
+
+def test_a_batch_of_outcomes_writes_its_grants_in_one_update(bot: Bot, database_url: str) -> None:
+    """Outcomes recorded together (revoked, failed and to be retried) write every grant of the
+    batch in one statement, each with its own values."""
+    runtime = bot.runtime
+    runtime.grant_workers.stop(5)  # this test claims and records by hand
+    now = utcnow()
+    _seed_overdue(database_url, 6)
+    claims = runtime.lifecycle.claim_due(6)
+    assert len(claims) == 6 and all(c.plan is not None for c in claims)
+    failing = {claims[0].grant_id, claims[3].grant_id}
+    outcomes = [
+        (c.plan, "the target said no" if c.grant_id in failing else None, None) for c in claims
+    ]
+    updates: list[int] = []
+    ours = threading.current_thread()
+
+    def seen(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        if threading.current_thread() is ours and re.match(r"\s*UPDATE grants\b", sql):
+            updates.extend([1] * len(params) if many else [_rows_in(params, many)])
+
+    event.listen(runtime.engine, "before_cursor_execute", seen)
+    try:
+        runtime.lifecycle._finish_many(outcomes)  # type: ignore[arg-type]
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", seen)
+
+    assert updates == [6], updates
+    grants = {g.id: g for g in bot.grants()}
+    for claim in claims:
+        grant = grants[claim.grant_id]
+        assert grant.lease_owner is None and grant.lease_until is None
+        if claim.grant_id in failing:
+            assert grant.state == GrantState.REVOKING
+            assert grant.attempts == 1 and grant.last_error == "the target said no"
+            assert grant.due_at is not None and grant.due_at > now
+        else:
+            assert grant.state == GrantState.REVOKED
+            assert grant.attempts == 0 and grant.last_error is None and grant.due_at is None
+            assert grant.ended_at is not None
 
 
 def test_a_transactions_messages_and_audit_events_go_in_one_insert_each_in_order(
@@ -216,13 +284,7 @@ def test_an_outcome_waits_to_share_its_transaction_while_other_calls_are_in_prog
     runtime.grant_workers.stop(5)  # this test claims and records by hand
     finishing = runtime.lifecycle._finishing
     finishing.gather, finishing.min_batch = 5.0, 2  # wait for the other, however long
-    now = utcnow()
-    seed_active_grants(
-        database_url,
-        expiries=spread(2, now - timedelta(minutes=10), now - timedelta(seconds=1)),
-        workflow="production",
-        resource="orders-db",
-    )
+    _seed_overdue(database_url, 2)
     claims = runtime.lifecycle.claim_due(2)
     assert len(claims) == 2
     bot.webhook.hang_next(1, 0.3)  # one call takes 0.3 s (within its 1 s timeout), one none

@@ -30,7 +30,7 @@ from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, defaultload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.core import audit, overlap
+from app.core import audit, grant_rows, overlap
 from app.core.audit import SYSTEM_ACTOR, Event
 from app.core.deadline import DeadlineExceeded, call_with_deadline
 from app.core.durations import describe_duration
@@ -203,6 +203,7 @@ class GrantLifecycle:
                 Claim(grant.id, grant.request.resource_id, self._plan(session, grant, now))
                 for grant in grants
             ]
+            grant_rows.write(session, grants)  # the batch's grants: one UPDATE
         return claims
 
     def release(self, grant_ids: Collection[uuid.UUID]) -> None:
@@ -470,10 +471,12 @@ class GrantLifecycle:
                 session,
                 [g.request.requester_slack_id for g in grants.values() if g.id in granted],
             )
-            return [
+            finished = [
                 self._finish_leased(session, grants.get(plan.grant_id), plan, error, result)
                 for plan, error, result in outcomes
             ]
+            grant_rows.write(session, grants.values())  # the batch's grants: one UPDATE
+            return finished
 
     def _finish_leased(
         self,

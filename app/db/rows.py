@@ -1,4 +1,5 @@
-"""Rows inserted from one array parameter per column: one statement however many rows.
+"""Rows inserted (or updated) from one array parameter per column: one statement however many
+rows.
 
 Sent as a list of rows (`executemany`), an INSERT is one statement per row, which psycopg pipelines
 but PostgreSQL still parses, plans and runs one at a time; rendered as a multi-row `VALUES`
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, func, select
+from sqlalchemy import String, Table, Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.types import TypeEngine
 
@@ -39,3 +40,33 @@ def _unbounded(column_type: TypeEngine[Any]) -> TypeEngine[Any]:
 def as_arrays(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
     """The parameters of `insert_from_arrays` for `rows`: one list per column."""
     return {name: [row.get(name) for row in rows] for name in columns}
+
+
+def update_from_arrays(table: Table, key: str, columns: Sequence[str]) -> Update:
+    """`UPDATE table SET columns FROM unnest(:key, :columns...) WHERE table.key = key`: each
+    row's own values, for any number of rows, in one statement (an ORM flush sends one UPDATE
+    per row). Execute it with `as_update_arrays(rows, [key, *columns])`; build it once per set
+    of columns."""
+    names = [key, *columns]
+    arrays = [
+        bindparam(_UPDATE_PREFIX + name, type_=ARRAY(_unbounded(table.c[name].type)))
+        for name in names
+    ]
+    rows = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+    return (
+        update(table)
+        .where(table.c[key] == rows.c[key])
+        .values({name: rows.c[name] for name in columns})
+    )
+
+
+# An UPDATE's parameters may not be named as its table's columns (SQLAlchemy keeps those names
+# for the SET clause's own).
+_UPDATE_PREFIX = "given_"
+
+
+def as_update_arrays(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> dict[str, list[Any]]:
+    """The parameters of `update_from_arrays` for `rows`: one list per column."""
+    return {_UPDATE_PREFIX + name: [row.get(name) for row in rows] for name in columns}
