@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -270,3 +271,53 @@ def test_a_batch_cut_short_by_an_interrupt_leaves_no_waiter_hanging() -> None:
     # One submitter's own batch raised the interrupt; the others hear their batch was cut short.
     assert sum(isinstance(e, Interrupt) for e in outcomes) == 1
     assert sum(isinstance(e, RuntimeError) for e in outcomes) == 3
+
+
+def test_a_waiter_interrupted_while_it_waits_leaves_no_lead_behind() -> None:
+    """A submitter interrupted while waiting (a signal in the main thread) is taken out of the
+    queue: the lead goes on to the next waiter, which gets its result, and so do later ones."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    leader = HeldLeader()
+    commit: GroupCommit[int, int] = GroupCommit(
+        run_batch=lambda items: list(items),
+        run_one=lambda item: item if not leader.hold(item) else -1,
+        max_batch=1,
+    )
+
+    def interrupt(*_: object) -> None:
+        raise Interrupt
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            first = pool.submit(commit.submit, -1)
+            assert leader.running.wait(5)
+
+            def queue_then_signal() -> int:
+                while len(commit._queue) < 1:  # the main thread is waiting
+                    time.sleep(0.005)
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+                while commit._queue:  # it left the queue
+                    time.sleep(0.005)
+                later = pool.submit(commit.submit, 2)
+                while len(commit._queue) < 1:
+                    time.sleep(0.005)
+                leader.go_on.set()
+                return later.result(5)
+
+            helper = pool.submit(queue_then_signal)
+            with pytest.raises(Interrupt):
+                commit.submit(1)
+            assert helper.result(10) == 2
+            assert first.result(5) == -1
+        assert commit.submit(3) == 3
+        assert commit._queue == [] and not commit._leading
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize("sizes", [{"max_batch": 0}, {"min_batch": 0}])
+def test_batch_sizes_below_one_are_refused(sizes: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        GroupCommit(run_batch=list, run_one=lambda item: item, **sizes)

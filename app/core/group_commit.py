@@ -34,12 +34,13 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass
+@dataclass(eq=False)  # an entry is itself: found in the queue by identity, not by its item
 class _Entry(Generic[T, R]):
     item: T
     done: bool = False
     result: R | None = None
     error: BaseException | None = field(default=None, repr=False)
+    handed: bool = False  # its submitter is to lead next (set with the GroupCommit's lock)
     # Held from the start; released once, by another thread: the item is done, or its
     # submitter is to lead.
     wake: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -56,6 +57,8 @@ class GroupCommit(Generic[T, R]):
         min_batch: int = 1,
         more_coming: Callable[[], bool] = lambda: False,
     ) -> None:
+        if max_batch < 1 or min_batch < 1:
+            raise ValueError("max_batch and min_batch must be at least 1")
         self._run_batch = run_batch
         self._run_one = run_one
         self.max_batch = max_batch
@@ -79,33 +82,62 @@ class GroupCommit(Generic[T, R]):
             lead = not self._leading
             self._leading = True
         if not lead:
-            entry.wake.acquire()  # until done, or handed the lead
-        while not entry.done:  # leading: until a batch has held our own item
-            with self._lock:
-                self._gather()
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
-            successor: _Entry[T, R] | None = None
             try:
-                self._run(batch)
-            finally:
-                for other in batch:
-                    if not other.done:  # the batch was cut short (an interrupt)
-                        other.error, other.done = RuntimeError("the batch was interrupted"), True
+                entry.wake.acquire()  # until done, or handed the lead
+            except BaseException:  # interrupted while waiting: leave no lead behind
                 with self._lock:
-                    if entry.done:
-                        if self._queue:
-                            successor = self._queue[0]  # leads next; the lead stays taken
-                        else:
-                            self._leading = False
-                for other in batch:
-                    if other is not entry:
-                        other.wake.release()
+                    successor = self._leave(entry) if entry.handed else None
+                    if entry in self._queue:
+                        self._queue.remove(entry)
                 if successor is not None:
                     successor.wake.release()
+                raise
+        while not entry.done:  # leading: until a batch has held our own item
+            batch: list[_Entry[T, R]] = []
+            try:
+                with self._lock:
+                    self._gather()
+                    batch = self._queue[: self.max_batch]
+                    del self._queue[: self.max_batch]
+                self._run(batch)
+            except BaseException:  # interrupted: fail the batch, hand the lead on, go
+                for other in batch:
+                    if not other.done:
+                        other.error, other.done = RuntimeError("the batch was interrupted"), True
+                with self._lock:
+                    successor = self._leave(entry)
+                self._wake_all(batch, entry, successor)
+                raise
+            successor = None
+            if entry.done:
+                with self._lock:
+                    successor = self._leave(entry)
+            self._wake_all(batch, entry, successor)
         if entry.error is not None:
             raise entry.error
         return entry.result  # type: ignore[return-value]
+
+    def _leave(self, leader: _Entry[T, R]) -> _Entry[T, R] | None:
+        """With the lock held, as the leader stepping down: the waiter to lead next (the
+        first still waiting), or None, and then no one leads."""
+        if leader in self._queue:  # leaving before its own item was run (interrupted)
+            self._queue.remove(leader)
+        if self._queue:
+            successor = self._queue[0]
+            successor.handed = True
+            return successor
+        self._leading = False
+        return None
+
+    @staticmethod
+    def _wake_all(
+        batch: list[_Entry[T, R]], leader: _Entry[T, R], successor: _Entry[T, R] | None
+    ) -> None:
+        for other in batch:
+            if other is not leader:
+                other.wake.release()
+        if successor is not None:
+            successor.wake.release()
 
     def _gather(self) -> None:
         """As leader, with the lock held: wait a little for more items, while few are waiting
