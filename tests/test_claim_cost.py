@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,22 +20,11 @@ from app.core.models import AuditEvent, GrantState, OutboxMessage
 from app.core.outbox import Outbox
 from app.core.ports import utcnow
 from app.db.session import make_engine, make_session_factory
-from benchmarks.seed import seed_active_grants, spread
 from tests.support.bot import Bot
+from tests.support.seeding import OVERDUE, seed_orders_db
 from tests.support.wait import wait_until
 
 BATCH = 40
-
-
-def _seed_overdue(database_url: str, count: int) -> list[Any]:
-    """`count` grants of orders-db, expired over the last ten minutes."""
-    now = utcnow()
-    return seed_active_grants(
-        database_url,
-        expiries=spread(count, now - timedelta(minutes=10), now - timedelta(seconds=1)),
-        workflow="production",
-        resource="orders-db",
-    )
 
 
 def _rows_in(params: Any, many: bool) -> int:
@@ -54,13 +42,7 @@ def _rows_in(params: Any, many: bool) -> int:
 def test_a_claim_writes_each_grant_once_in_a_few_statements(bot: Bot, database_url: str) -> None:
     runtime = bot.runtime
     runtime.grant_workers.stop(5)  # this test claims by hand
-    now = utcnow()
-    seeded = seed_active_grants(
-        database_url,
-        expiries=spread(BATCH, now - timedelta(minutes=10), now - timedelta(seconds=1)),
-        workflow="production",
-        resource="orders-db",
-    )
+    seeded = seed_orders_db(database_url, BATCH, OVERDUE)
     statements: list[str] = []
     rows_written: Counter[str] = Counter()
     updates: Counter[str] = Counter()
@@ -105,13 +87,7 @@ def test_claims_and_outcomes_of_any_batch_size_send_the_same_statements(
     (a batch size is one of a few dozen, each planned once for what it is)."""
     runtime = bot.runtime
     runtime.grant_workers.stop(5)  # this test claims and records by hand
-    now = utcnow()
-    seed_active_grants(
-        database_url,
-        expiries=spread(3 + 5, now - timedelta(minutes=10), now - timedelta(seconds=1)),
-        workflow="production",
-        resource="orders-db",
-    )
+    seed_orders_db(database_url, 3 + 5, OVERDUE)
     engine = runtime.engine
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_generic_plan"
@@ -121,7 +97,8 @@ def test_claims_and_outcomes_of_any_batch_size_send_the_same_statements(
         ours = {threading.current_thread()}  # not the bot's own threads (its Slack sender)
 
         def seen(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-            # What is planned (writes are by key), by this test's threads.
+            # What is planned for a batch (the UPDATEs' text depends only on which columns
+            # changed), by this test's threads.
             if threading.current_thread() in ours and sql.lstrip().startswith("SELECT"):
                 sent.append(sql)
 
@@ -157,7 +134,7 @@ def test_a_batch_of_outcomes_writes_its_grants_in_one_update(bot: Bot, database_
     runtime = bot.runtime
     runtime.grant_workers.stop(5)  # this test claims and records by hand
     now = utcnow()
-    _seed_overdue(database_url, 6)
+    seed_orders_db(database_url, 6, OVERDUE)
     claims = runtime.lifecycle.claim_due(6)
     assert len(claims) == 6 and all(c.plan is not None for c in claims)
     failing = {claims[0].grant_id, claims[3].grant_id}
@@ -186,6 +163,7 @@ def test_a_batch_of_outcomes_writes_its_grants_in_one_update(bot: Bot, database_
             assert grant.state == GrantState.REVOKING
             assert grant.attempts == 1 and grant.last_error == "the target said no"
             assert grant.due_at is not None and grant.due_at > now
+            assert grant.ended_at is None and grant.end_reason == "expired"  # not the revoked ones'
         else:
             assert grant.state == GrantState.REVOKED
             assert grant.attempts == 0 and grant.last_error is None and grant.due_at is None
@@ -284,7 +262,7 @@ def test_an_outcome_waits_to_share_its_transaction_while_other_calls_are_in_prog
     runtime.grant_workers.stop(5)  # this test claims and records by hand
     finishing = runtime.lifecycle._finishing
     finishing.gather, finishing.min_batch = 5.0, 2  # wait for the other, however long
-    _seed_overdue(database_url, 2)
+    seed_orders_db(database_url, 2, OVERDUE)
     claims = runtime.lifecycle.claim_due(2)
     assert len(claims) == 2
     bot.webhook.hang_next(1, 0.3)  # one call takes 0.3 s (within its 1 s timeout), one none
@@ -312,12 +290,7 @@ def test_an_outcome_waits_to_share_its_transaction_while_other_calls_are_in_prog
     assert 0.3 <= commits[0] - started < 4.0  # after the slow call, long before the 5 s gather
 
     # With no other call in progress, an outcome is recorded at once.
-    seed_active_grants(
-        database_url,
-        expiries=[utcnow() - timedelta(seconds=1)],
-        workflow="production",
-        resource="orders-db",
-    )
+    seed_orders_db(database_url, 1, OVERDUE)
     (claim,) = runtime.lifecycle.claim_due(1)
     started = time.monotonic()
     runtime.lifecycle.attempt(claim)

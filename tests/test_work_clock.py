@@ -12,8 +12,8 @@ from sqlalchemy.pool import NullPool
 
 from app.core.models import Grant
 from app.core.ports import utcnow
-from benchmarks.seed import seed_active_grants, spread
 from tests.support.bot import Bot
+from tests.support.seeding import AHEAD, seed_orders_db
 
 ACTIVE = 3000
 
@@ -51,13 +51,7 @@ def _grant_rows_read(connection: object) -> int:
 def test_next_due_reads_a_few_rows_however_many_grants_are_active(
     bot: Bot, database_url: str
 ) -> None:
-    now = utcnow()
-    seeded = seed_active_grants(
-        database_url,
-        expiries=spread(ACTIVE, now + timedelta(hours=1), now + timedelta(hours=2)),
-        workflow="production",
-        resource="orders-db",
-    )
+    seeded = seed_orders_db(database_url, ACTIVE, AHEAD)
     first = min(seeded, key=lambda g: g.expires_at)
     due, read = _next_due_and_rows_read(bot, database_url)
     assert due == first.expires_at
@@ -66,12 +60,7 @@ def test_next_due_reads_a_few_rows_however_many_grants_are_active(
 
 def test_next_due_counts_a_lease_that_runs_out_first(bot: Bot, database_url: str) -> None:
     now = utcnow()
-    seeded = seed_active_grants(
-        database_url,
-        expiries=spread(100, now + timedelta(hours=1), now + timedelta(hours=2)),
-        workflow="production",
-        resource="orders-db",
-    )
+    seeded = seed_orders_db(database_url, 100, AHEAD)
     # Two grants are being worked on. One's lease runs out in 10 minutes, but its grant is not
     # due before its expiry; the other's grant was due an hour ago and its lease holds for
     # another 20 minutes: that one is due again first, before any unleased grant.
